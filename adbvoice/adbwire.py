@@ -71,13 +71,15 @@ def payload_checksum(data: bytes) -> int:
     return sum(data) & 0xFFFFFFFF
 
 
+def pack_header(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
+    """The 24-byte header for a message carrying `data`. The checksum is always filled
+    in: peers that skip checking ignore it, and old peers need it."""
+    return HEADER.pack(command, arg0, arg1, len(data), payload_checksum(data), command ^ 0xFFFFFFFF)
+
+
 def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
-    """Header plus payload, ready to write. The checksum is always filled in:
-    peers that skip checking ignore it, and old peers need it."""
-    header = HEADER.pack(
-        command, arg0, arg1, len(data), payload_checksum(data), command ^ 0xFFFFFFFF
-    )
-    return header + data
+    """Header plus payload, ready to write."""
+    return pack_header(command, arg0, arg1, data) + data
 
 
 def unpack_header(header: bytes) -> tuple[int, int, int, int, int]:
