@@ -1,0 +1,141 @@
+"""Every error a user can cause, each with its one-line message and its own exit code.
+
+The pattern is borg's: the class names the exit code, the instance carries the message.
+The CLI prints `str(error)` and exits with `error.exit_code`; README's exit-code table is
+checked against `EXIT_CODES` by a test, so add a row there when you add a class here.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_WARNINGS = 3
+EXIT_SOME_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+
+class AdbVoiceError(Exception):
+    """Base of every error the user can cause or fix; never shown with a traceback."""
+
+    exit_code: ClassVar[int] = EXIT_INTERNAL
+    summary: ClassVar[str] = "unexpected error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AdbVoiceError):
+    exit_code = EXIT_USAGE
+    summary = "bad command line or option value"
+
+
+class NoDeviceError(AdbVoiceError):
+    exit_code = 10
+    summary = "no phone found"
+
+
+class SeveralDevicesError(AdbVoiceError):
+    exit_code = 11
+    summary = "several phones attached and no --serial"
+
+
+class NotAuthorizedError(AdbVoiceError):
+    exit_code = 12
+    summary = "the phone refused this computer (USB debugging not allowed)"
+
+
+class AuthTimeoutError(AdbVoiceError):
+    exit_code = 13
+    summary = "nobody tapped Allow on the phone in time"
+
+
+class UsbPermissionError(AdbVoiceError):
+    exit_code = 14
+    summary = "no permission to open the USB device (udev rule missing)"
+
+
+class UsbBusyError(AdbVoiceError):
+    exit_code = 15
+    summary = "another program holds the USB phone"
+
+
+class HostUnreachableError(AdbVoiceError):
+    exit_code = 16
+    summary = "the phone's Wi-Fi address cannot be reached"
+
+
+class ConnectionLostError(AdbVoiceError):
+    exit_code = 17
+    summary = "the phone went away or stopped answering during the run"
+
+
+class NoWhatsAppFoldersError(AdbVoiceError):
+    exit_code = 18
+    summary = "no WhatsApp voice-note folder on the phone"
+
+
+class AdbKeyError(AdbVoiceError):
+    exit_code = 19
+    summary = "the adb key file cannot be read or created"
+
+
+class ArchiveNotWritableError(AdbVoiceError):
+    exit_code = 20
+    summary = "the archive folder cannot be created or written"
+
+
+class DiskFullError(AdbVoiceError):
+    exit_code = 21
+    summary = "the archive's disk is full"
+
+
+class ArchiveLockedError(AdbVoiceError):
+    exit_code = 22
+    summary = "another adbvoice run is using the archive"
+
+
+class LayoutError(AdbVoiceError):
+    exit_code = 23
+    summary = "the --layout template is not usable"
+
+
+class NotAnArchiveError(AdbVoiceError):
+    exit_code = 24
+    summary = "the folder is not an adbvoice archive, or its catalog is unreadable"
+
+
+class InterruptedRun(AdbVoiceError):
+    """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
+
+    exit_code = EXIT_INTERRUPTED
+    summary = "interrupted (Ctrl-C or SIGTERM); the next run resumes"
+
+
+def _all_error_classes() -> list[type[AdbVoiceError]]:
+    found: list[type[AdbVoiceError]] = []
+    pending = list(AdbVoiceError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def exit_code_table() -> dict[int, str]:
+    """Exit code → what it means: the single source README's table is checked against."""
+    table = {
+        EXIT_OK: "success: everything new is archived",
+        EXIT_INTERNAL: "internal error (a bug: please report it with the output of -v)",
+        EXIT_WARNINGS: "completed with warnings (e.g. a note still being recorded, unreadable audio)",
+        EXIT_SOME_FAILED: "completed, but some notes could not be copied (see the messages)",
+    }
+    for cls in _all_error_classes():
+        table[cls.exit_code] = cls.summary
+    return dict(sorted(table.items()))
