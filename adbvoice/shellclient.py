@@ -1,0 +1,100 @@
+"""Running commands on the phone's own shell (mksh + toybox on Android).
+
+With the `shell_v2` feature the stream carries packets (shell_protocol.h): stdout, stderr
+and the exit code arrive separately, and stdin can be closed, so a command can read a long
+argument list from stdin instead of a command line. Without it, `exec:` gives raw stdout only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adbvoice import adbwire
+from adbvoice.adblink import StreamEnded
+from adbvoice.syncclient import ByteStream, StreamOpener
+
+# Keep stdin packets well under any peer's buffer (adbd's is MAX_PAYLOAD).
+STDIN_PACKET = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    stdout: bytes
+    stderr: bytes
+    exit_code: int | None  # None when the phone has no shell_v2 and cannot tell us
+
+
+class RunningCommand:
+    """A command started on the phone; its output is read on demand, so it can run while
+    other streams of the same connection carry files."""
+
+    def __init__(self, stream: ByteStream, shell_v2: bool) -> None:
+        self._stream = stream
+        self._v2 = shell_v2
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.exit_code: int | None = None
+        self.finished = False
+
+    def read_more(self) -> bool:
+        """Block for the next piece of output; False once the command has ended."""
+        if self.finished:
+            return False
+        if not self._v2:
+            part = self._stream.read(1 << 20)
+            if part:
+                self.stdout += part
+                return True
+            return self._end()
+        try:
+            header = self._stream.read_exact(adbwire.SHELL_HEADER.size)
+        except StreamEnded:
+            return self._end()
+        ident, length = adbwire.SHELL_HEADER.unpack(header)
+        data = self._stream.read_exact(length) if length else b""
+        if ident == adbwire.SHELL_STDOUT:
+            self.stdout += data
+        elif ident == adbwire.SHELL_STDERR:
+            self.stderr += data
+        elif ident == adbwire.SHELL_EXIT:
+            self.exit_code = data[0] if data else None
+            return self._end()
+        return True
+
+    def _end(self) -> bool:
+        self.finished = True
+        self._stream.close()
+        return False
+
+    def wait(self) -> CommandResult:
+        while self.read_more():
+            pass
+        return CommandResult(bytes(self.stdout), bytes(self.stderr), self.exit_code)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class ShellClient:
+    def __init__(self, opener: StreamOpener, *, shell_v2: bool) -> None:
+        self._opener = opener
+        self.shell_v2 = shell_v2
+
+    def start(self, command: str, stdin: bytes | None = None) -> RunningCommand:
+        """Start `command`; with shell_v2, `stdin` is sent and then closed."""
+        if stdin is not None and not self.shell_v2:
+            raise ValueError("stdin needs the shell_v2 feature")
+        service = f"shell,v2,raw:{command}" if self.shell_v2 else f"exec:{command}"
+        stream = self._opener(service)
+        if self.shell_v2:
+            packets = bytearray()
+            data = stdin or b""
+            for offset in range(0, len(data), STDIN_PACKET):
+                piece = data[offset : offset + STDIN_PACKET]
+                packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_STDIN, len(piece)) + piece
+            packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_CLOSE_STDIN, 0)
+            stream.write(bytes(packets))
+        return RunningCommand(stream, self.shell_v2)
+
+    def run(self, command: str, stdin: bytes | None = None) -> CommandResult:
+        return self.start(command, stdin).wait()
