@@ -1,0 +1,120 @@
+"""Shell commands we run on the phone, and the parsing of what they print.
+
+They run under Android's mksh with toybox, so they stick to what toybox offers on
+Android 11+: `find -printf` (%M mode string, %s size, %T@ mtime, %P path below the start
+point) and `sha256sum`. Output is NUL-separated where names are, because a phone's file
+names may hold newlines or bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import stat as statmod
+from collections.abc import Sequence
+
+from adbvoice.shellclient import RunningCommand
+from adbvoice.syncclient import RemoteEntry, RemoteStat
+
+END_MARK = b"E"
+_MODE_TYPES = {ord("-"): statmod.S_IFREG, ord("l"): statmod.S_IFLNK, ord("d"): statmod.S_IFDIR}
+
+
+class UnexpectedOutput(Exception):
+    """The phone's shell printed something our parser does not recognise."""
+
+
+def shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def listing_script(roots: Sequence[str]) -> str:
+    """One command that lists every root: `D<root>` for a folder, `L<root>` for a link we
+    will not follow, then one record per non-folder below it, and `E` at the very end."""
+    quoted = " ".join(shell_quote(r) for r in roots)
+    return (
+        f"for r in {quoted}; do "
+        "if [ -L \"$r\" ]; then printf 'L%s\\0' \"$r\"; "
+        "elif [ -d \"$r\" ]; then printf 'D%s\\0' \"$r\"; "
+        "find \"$r\" -mindepth 1 ! -type d -printf '%M %s %T@ %P\\0'; fi; "
+        "done; printf 'E\\0'"
+    )
+
+
+def parse_listing(output: bytes, roots: Sequence[str]) -> tuple[dict[bytes, RemoteStat], list[RemoteEntry]]:
+    """The same shape as SyncClient.walk: lstat of each root and the entries below them."""
+    records = output.split(b"\0")
+    if len(records) < 2 or records[-2] != END_MARK or records[-1] != b"":
+        raise UnexpectedOutput("the listing did not finish")
+    root_stats = {r.encode(): RemoteStat(0, 0, 0, exists=False) for r in roots}
+    entries: list[RemoteEntry] = []
+    current: bytes | None = None
+    for record in records[:-2]:
+        kind, rest = record[:1], record[1:]
+        if kind in (b"D", b"L") and rest in root_stats:
+            mode = statmod.S_IFDIR if kind == b"D" else statmod.S_IFLNK
+            root_stats[rest] = RemoteStat(mode, 0, 0)
+            current = rest if kind == b"D" else None
+            continue
+        fields = record.split(b" ", 3)
+        if current is None or len(fields) != 4 or not fields[0]:
+            raise UnexpectedOutput(f"unexpected listing record {record[:80]!r}")
+        mode_text, size, mtime, relative = fields
+        try:
+            st = RemoteStat(_MODE_TYPES.get(mode_text[0], 0), int(size), int(mtime.split(b".")[0]))
+        except ValueError as exc:
+            raise UnexpectedOutput(f"unexpected listing record {record[:80]!r}") from exc
+        entries.append(RemoteEntry(current + b"/" + relative, st))
+    return root_stats, entries
+
+
+HASH_COMMAND = "xargs -0 sha256sum"
+
+
+def hash_stdin(paths: Sequence[bytes]) -> bytes:
+    return b"\0".join(paths)
+
+
+class PhoneHashes:
+    """SHA-256 of each pulled file as the phone computes it, read while files are copied.
+
+    `sha256sum` prints `<hex>  <path>\\n` per file in the order given, and nothing (only
+    stderr) for a file it cannot read. Lines are matched against the exact path expected,
+    so a name holding a newline cannot shift the answers of the files after it.
+    """
+
+    def __init__(self, command: RunningCommand, paths: Sequence[bytes]) -> None:
+        self._command = command
+        self._paths = paths
+        self._cursor = 0  # next unparsed byte of stdout
+        self._next = 0  # next path index to resolve
+        self._hashes: dict[int, str | None] = {}
+
+    def get(self, index: int) -> str | None:
+        """The phone's hash of paths[index]; None if the phone could not hash it."""
+        while index >= self._next:
+            if not self._resolve_next():
+                self._command.read_more()
+        return self._hashes[index]
+
+    def _resolve_next(self) -> bool:
+        path = self._paths[self._next]
+        out = self._command.stdout
+        start = self._cursor
+        expected_tail = b"  " + path + b"\n"
+        available = out[start + 64 : start + 64 + len(expected_tail)]
+        complete = len(available) == len(expected_tail)
+        if complete and available == expected_tail and _is_hex(out[start : start + 64]):
+            self._hashes[self._next] = out[start : start + 64].decode()
+            self._cursor = start + 64 + len(expected_tail)
+        elif complete or self._command.finished or not expected_tail.startswith(bytes(available)):
+            self._hashes[self._next] = None
+        else:
+            return False
+        self._next += 1
+        return True
+
+    def close(self) -> None:
+        self._command.close()
+
+
+def _is_hex(text: bytes | bytearray) -> bool:
+    return len(text) == 64 and all(c in b"0123456789abcdef" for c in text)

@@ -1,0 +1,90 @@
+"""The commands we run on the phone, run here by Android's own userland (mksh + toybox),
+and the parsing of exactly what they print."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from adbvoice import phonecmd
+from adbvoice.shellclient import RunningCommand
+
+MKSH = shutil.which("mksh")
+TOYBOX = shutil.which("toybox")
+
+
+def android_shell(script: str, stdin: bytes = b"") -> bytes:
+    assert MKSH and TOYBOX, "mksh and toybox are needed: run .ci/install-tools"
+    # Put toybox's applets first on PATH, as on a phone.
+    bindir = os.environ["ANDROID_BIN"]
+    result = subprocess.run([MKSH, "-c", script], input=stdin, capture_output=True, env={"PATH": bindir}, check=False)
+    return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def toybox_path(tmp_path_factory, monkeypatch):
+    bindir = tmp_path_factory.mktemp("system-bin")
+    for applet in ("find", "printf", "xargs", "sha256sum", "sh"):
+        (bindir / applet).symlink_to(TOYBOX if applet != "sh" else MKSH)
+    monkeypatch.setenv("ANDROID_BIN", str(bindir))
+
+
+def test_the_listing_names_every_file_below_each_root_with_size_and_mtime(tmp_path):
+    root = tmp_path / "WhatsApp Voice Notes"
+    (root / "202118" / "Sent").mkdir(parents=True)
+    note = root / "202118" / "PTT-20210503-WA0007.opus"
+    note.write_bytes(b"x" * 1234)
+    os.utime(note, (1620036001, 1620036001))
+    (root / "202118" / "Sent" / "PTT-20210503-WA0008.opus").write_bytes(b"y")
+    (root / "202118" / "odd\nname it's.opus").write_bytes(b"z")
+    (root / "202118" / "link.opus").symlink_to("/etc/passwd")
+    missing = tmp_path / "WhatsApp Business"
+    roots = [str(root), str(missing)]
+
+    stats, entries = phonecmd.parse_listing(android_shell(phonecmd.listing_script(roots)), roots)
+
+    assert stats[str(root).encode()].is_dir and not stats[str(missing).encode()].exists
+    by_name = {e.path.rsplit(b"/", 1)[-1]: e.stat for e in entries}
+    assert set(by_name) == {b"PTT-20210503-WA0007.opus", b"PTT-20210503-WA0008.opus", b"odd\nname it's.opus", b"link.opus"}
+    assert (by_name[b"PTT-20210503-WA0007.opus"].size, by_name[b"PTT-20210503-WA0007.opus"].mtime) == (1234, 1620036001)
+    assert by_name[b"link.opus"].is_link and by_name[b"PTT-20210503-WA0008.opus"].is_file
+    assert any(e.path == str(root).encode() + b"/202118/Sent/PTT-20210503-WA0008.opus" for e in entries)
+
+
+def test_a_cut_off_listing_is_not_mistaken_for_a_complete_one(tmp_path):
+    roots = [str(tmp_path)]
+    output = android_shell(phonecmd.listing_script(roots))
+    with pytest.raises(phonecmd.UnexpectedOutput):
+        phonecmd.parse_listing(output[:-2], roots)
+    with pytest.raises(phonecmd.UnexpectedOutput):
+        phonecmd.parse_listing(b"/system/bin/sh: not found\n", roots)
+
+
+class FinishedCommand(RunningCommand):
+    """A command whose whole output is already here."""
+
+    def __init__(self, stdout: bytes) -> None:
+        self.stdout = bytearray(stdout)
+        self.finished = True
+
+    def read_more(self) -> bool:
+        return False
+
+
+def test_phone_hashes_match_each_file_even_when_one_is_missing_or_has_a_newline(tmp_path):
+    files = []
+    for name, content in [("a.opus", b"one"), ("gone.opus", None), ("new\nline.opus", b"two"), ("c.opus", b"three")]:
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        files.append(str(path).encode())
+    output = android_shell(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(files))
+
+    hashes = phonecmd.PhoneHashes(FinishedCommand(output), files)
+
+    assert hashes.get(0) == hashlib.sha256(b"one").hexdigest()
+    assert hashes.get(1) is None
+    assert hashes.get(2) == hashlib.sha256(b"two").hexdigest()
+    assert hashes.get(3) == hashlib.sha256(b"three").hexdigest()
