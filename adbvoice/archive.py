@@ -1,0 +1,231 @@
+"""The archive folder: write-once notes, private to their owner.
+
+The order of writes is the invariant (restic's rule for write-once storage):
+1. bytes go to a temp file in `.adbvoice/tmp/` on the same filesystem, hashed as written;
+2. the temp file gets the phone's mtime and is fsynced;
+3. it is linked to its final name — link(2) fails rather than replace an existing name;
+4. the final folder (and every folder created for it) is fsynced;
+5. only then may the catalog refer to it.
+A crash anywhere leaves either nothing visible or a complete file; leftovers in tmp/ are
+swept at the start of the next run. If an fsync fails the temp file is discarded, never
+retried: after a failed fsync the kernel may have dropped the dirty pages while reporting
+success on a retry (the "fsyncgate" finding, PostgreSQL 2018).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from adbvoice import errors
+from adbvoice.layout import PRIVATE_DIR, with_suffix_number
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# Filesystems without hard links (FAT, exFAT, some network mounts) refuse link(2) with these.
+_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
+class FsyncFailed(Exception):
+    """The disk did not confirm the write; the temp file was discarded."""
+
+
+def _disk_error(exc: OSError, what: str) -> errors.AdbVoiceError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return errors.DiskFullError(f"the archive's disk is full ({what}); nothing half-written was kept")
+    return errors.ArchiveNotWritableError(f"cannot write the archive ({what}): {exc.strerror or exc}")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class TempNote:
+    """A note being received: bytes counted and SHA-256 computed as they are written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.discard()
+            raise _disk_error(exc, f"writing {self.path.name}") from exc
+        self._hash.update(data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def seal(self, mtime: int) -> None:
+        """Give it the phone's mtime and make it durable; FsyncFailed if the disk says no."""
+        try:
+            os.utime(self._fd, (mtime, mtime))
+        except OSError:
+            pass  # some filesystems keep no mtime; the catalog has it anyway
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.discard()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _disk_error(exc, f"syncing {self.path.name}") from exc
+            raise FsyncFailed(f"fsync failed: {exc.strerror}") from exc
+        os.close(self._fd)
+        self._fd = -1
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@dataclass(frozen=True)
+class Published:
+    relpath: PurePosixPath
+    adopted: bool  # the bytes were already there under this name, from a cut-off run
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.private = root / PRIVATE_DIR
+        self.tmp = self.private / "tmp"
+        self.catalog_path = self.private / "catalog.sqlite"
+        self.lock_path = self.private / "lock"
+
+    @classmethod
+    def open(cls, root: Path, *, create: bool) -> Archive:
+        """The archive at `root`, created (0700) if asked; ArchiveNotWritableError otherwise."""
+        root = root.expanduser().absolute()
+        archive = cls(root)
+        if not create:
+            if not archive.catalog_path.exists():
+                raise errors.NotAnArchiveError(f"{root} is not an adbvoice archive (no {PRIVATE_DIR}/catalog.sqlite)")
+            return archive
+        try:
+            for folder in (root, archive.private, archive.tmp):
+                folder.mkdir(mode=DIR_MODE, exist_ok=True, parents=folder is root)
+            probe = archive.tmp / f"probe-{secrets.token_hex(4)}"
+            probe.touch(mode=FILE_MODE)
+            probe.unlink()
+        except OSError as exc:
+            raise _disk_error(exc, str(root)) from exc
+        return archive
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer per archive: flock on a dedicated file; the holder's pid and host are
+        written in it so a second run can say who holds it. The kernel drops the lock when
+        the holder dies, so a crash never leaves a stale lock."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                raise errors.ArchiveLockedError(f"{self.root} is in use by {holder}; try again when it finishes") from exc
+            os.ftruncate(fd, 0)
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.pwrite(fd, f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    def sweep_tmp(self) -> int:
+        """Remove what an interrupted run left in tmp/ (never a published note)."""
+        removed = 0
+        for leftover in self.tmp.iterdir():
+            leftover.unlink()
+            removed += 1
+        return removed
+
+    def new_temp(self) -> TempNote:
+        try:
+            return TempNote(self.tmp / f"{secrets.token_hex(8)}.part")
+        except OSError as exc:
+            raise _disk_error(exc, "creating a temp file") from exc
+
+    def path_of(self, relpath: PurePosixPath) -> Path:
+        return self.root.joinpath(*relpath.parts)
+
+    def publish(self, temp: TempNote, wanted: PurePosixPath, same_content: Callable[[Path], bool]) -> Published:
+        """Link the sealed temp file at `wanted`, or at `name-2.ext`, `name-3.ext`... when the
+        name is taken by other bytes. Never replaces anything. If `same_content(path)` says
+        an existing file already holds these very bytes, that file is kept (`adopted`)."""
+        folder = self._make_folders(wanted.parent)
+        number = 1
+        adopted = False
+        while True:
+            name = wanted.name if number == 1 else with_suffix_number(wanted.name, number)
+            target = folder / name
+            try:
+                self._link(temp.path, target)
+                break
+            except FileExistsError:
+                if same_content(target):
+                    adopted = True
+                    break
+                number += 1
+            except OSError as exc:
+                temp.discard()
+                raise _disk_error(exc, f"publishing {name}") from exc
+        temp.discard()  # the final name holds the bytes now; drop the temp name
+        try:
+            fsync_dir(folder)
+        except OSError as exc:
+            raise _disk_error(exc, f"syncing {folder}") from exc
+        return Published(wanted.parent / name, adopted)
+
+    def _link(self, source: Path, target: Path) -> None:
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_HARDLINKS:
+                raise
+            # No hard links here: rename cannot refuse to replace, so check first. Safe
+            # because we hold the archive lock and nothing else writes the archive.
+            if target.exists():
+                raise FileExistsError(target) from exc
+            os.rename(source, target)
+
+    def _make_folders(self, relative: PurePosixPath) -> Path:
+        """Create the dated folders (0700), fsyncing each parent that gained an entry."""
+        folder = self.root
+        for part in relative.parts:
+            parent, folder = folder, folder / part
+            try:
+                folder.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                if not folder.is_dir() or folder.is_symlink():
+                    raise errors.ArchiveNotWritableError(f"{folder} exists and is not a folder") from None
+                continue
+            except OSError as exc:
+                raise _disk_error(exc, f"creating {folder}") from exc
+            fsync_dir(parent)
+        return folder
