@@ -1,0 +1,136 @@
+"""The phone's shared storage as adbd's sync service sees it, backed by PHONE_DIR.
+
+On Android 10+ `/sdcard` is a symlink to `/storage/self/primary`, itself a symlink to
+`/storage/emulated/0`, the real directory. We serve PHONE_DIR as that directory and
+model the two links, so `lstat("/sdcard")` says "link" as on a phone. Every other path
+does not exist. Nothing outside PHONE_DIR is ever read: each path is resolved with the
+host's realpath and refused (ENOENT, as for a target the phone's sandbox lacks) when it
+leaves PHONE_DIR, so a symlink inside PHONE_DIR that points out is listed as a link but
+cannot be followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+# (path components, link target, mode) of the links above the storage root. Android
+# creates /sdcard as `lrw-r--r--` (system/core/rootdir), /storage/self/primary 0777.
+_LINKS = (
+    ((b"sdcard",), b"/storage/self/primary", stat.S_IFLNK | 0o644),
+    ((b"storage", b"self", b"primary"), b"/storage/emulated/0", stat.S_IFLNK | 0o777),
+)
+_ROOT = (b"storage", b"emulated", b"0")
+# Files in Android's root image carry the build epoch, 2009-01-01 00:00:00 UTC.
+_ANDROID_EPOCH = 1230768000
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """The fields of `struct stat` that the sync protocol carries."""
+
+    dev: int
+    ino: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(
+            st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid,
+            st.st_size, int(st.st_atime), int(st.st_mtime), int(st.st_ctime),
+        )
+
+
+def _link_stat(target: bytes, mode: int, ino: int) -> FileStat:
+    return FileStat(0, ino, mode, 1, 0, 0, len(target), *(_ANDROID_EPOCH,) * 3)
+
+
+class PhoneStorage:
+    """Maps phone paths (raw bytes, as they come off the wire) to files in PHONE_DIR."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = os.fsencode(os.path.realpath(root))
+
+    def _inside(self, real: bytes) -> bool:
+        return real == self._root or real.startswith(self._root + b"/")
+
+    def _components(self, path: bytes) -> tuple[list[bytes], bool]:
+        """adbd's cwd is "/", so relative paths count from the root; like the kernel,
+        a trailing slash forces the last link to be followed."""
+        parts = [p for p in path.split(b"/") if p and p != b"."]
+        return parts, path.endswith(b"/") or path.endswith(b"/.")
+
+    def _map(self, path: bytes, follow: bool) -> tuple[bytes | None, FileStat | None]:
+        """(host path, None), or (None, stat of a model link), or raises ENOENT."""
+        parts, trailing = self._components(path)
+        follow = follow or trailing
+        for ino, (link, target, mode) in enumerate(_LINKS, start=2):
+            if tuple(parts[: len(link)]) == link:
+                if len(parts) == len(link) and not follow:
+                    return None, _link_stat(target, mode, ino)
+                parts = list(_ROOT) + parts[len(link):]
+                break
+        if tuple(parts[:3]) != _ROOT:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        rest = parts[3:]
+        if follow or not rest or rest[-1] == b"..":
+            real = checked = os.path.realpath(os.path.join(self._root, *rest))
+        else:  # lstat: resolve the folders, never the last name
+            checked = os.path.realpath(os.path.join(self._root, *rest[:-1]))
+            real = os.path.join(checked, rest[-1])
+        if not self._inside(checked):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return real + (b"/" if trailing and rest else b""), None
+
+    def stat(self, path: bytes, follow: bool) -> FileStat:
+        """stat(2) or lstat(2) of a phone path; raises OSError with the errno a phone gives."""
+        real, link = self._map(path, follow)
+        if link is not None:
+            return link
+        assert real is not None
+        return FileStat.of(os.stat(real) if follow else os.lstat(real))
+
+    def open_dir(self, path: bytes) -> bytes:
+        """The host directory to list for opendir(path); raises OSError."""
+        real, _ = self._map(path, follow=True)
+        assert real is not None
+        if not stat.S_ISDIR(os.stat(real).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        return real
+
+    def entry_stat(self, directory: bytes, name: bytes) -> FileStat:
+        """lstat of one entry of a directory returned by open_dir; ".." of the storage
+        root is the phone's /storage/emulated, which we do not show, so it reads as the
+        root itself."""
+        real = os.path.join(directory, name)
+        if name == b".." and not self._inside(os.path.realpath(real)):
+            real = directory
+        return FileStat.of(os.lstat(real))
+
+    def open_file(self, path: bytes) -> int:
+        """open(path, O_RDONLY) as adbd's RECV does (following links); an fd, or OSError.
+
+        O_NONBLOCK keeps a FIFO in PHONE_DIR from hanging the phone; regular files and
+        directories ignore it.
+        """
+        real, _ = self._map(path, follow=True)
+        assert real is not None
+        return os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+
+    def host_path(self, path: bytes) -> bytes | None:
+        """The host file a phone path names after following links, if it is inside."""
+        try:
+            real, _ = self._map(path, follow=True)
+        except OSError:
+            return None
+        return real

@@ -1,0 +1,228 @@
+"""The `sync:` service: adbd's daemon/file_sync_service.cpp, reading PHONE_DIR.
+
+Requests are parsed in order from a byte buffer, as adbd reads them from its socket, so
+a host may pipeline any number of them in one WRTE or across WRTEs. Answers are
+buffered and handed to the stream when the service is about to wait for input (or has
+a WRTE's worth), so answers to pipelined requests travel together. Any failure that
+adbd answers with FAIL also ends the service, closing the stream: later pipelined
+requests are not answered.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import NoReturn
+
+from adbvoice import adbwire
+from adbvoice.emulator.faults import FaultState
+from adbvoice.emulator.storage import FileStat, PhoneStorage
+from adbvoice.emulator.stream import Stream, StreamClosed
+
+# RCV2 flags we can honour: none. Compression is not offered in our banner; a request
+# for it gets adbd's answer to flags it does not know.
+_SUPPORTED_RECV_FLAGS = 0
+
+
+class _End(Exception):
+    """The service ends here (adbd's handlers returning false)."""
+
+
+class _LinkBroken(Exception):
+    """A drop or stall fault fired: leave without closing the stream politely."""
+
+
+class SyncService:
+    """One `sync:` stream. `break_link(action)` drops or stalls the whole connection."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        storage: PhoneStorage,
+        faults: FaultState,
+        break_link: Callable[[str], None],
+    ) -> None:
+        self._stream = stream
+        self._storage = storage
+        self._faults = faults
+        self._break_link = break_link
+        self._in = bytearray()
+        self._out = bytearray()
+
+    def run(self) -> None:
+        try:
+            while True:
+                self._handle_request()
+        except (_LinkBroken, StreamClosed):
+            return
+        except _End:
+            pass
+        try:
+            self._flush()
+        except StreamClosed:
+            return
+        self._stream.finish()
+
+    # -- byte plumbing ---------------------------------------------------------------
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self._in) < n:
+            if not self._stream.has_input():
+                self._flush()
+            self._in += self._stream.read()
+        data = bytes(self._in[:n])
+        del self._in[:n]
+        return data
+
+    def _send(self, data: bytes) -> None:
+        self._out += data
+        if len(self._out) >= self._stream.host.max_payload:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._out:
+            data, self._out = bytes(self._out), bytearray()
+            self._stream.write(data)
+
+    def _fail(self, reason: str) -> NoReturn:
+        """SendSyncFail: FAIL with a message; the caller then ends the service."""
+        text = reason.encode("utf-8", "surrogateescape")
+        self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_FAIL, len(text)) + text)
+        raise _End()
+
+    def _fail_errno(self, what: str, error: OSError) -> NoReturn:
+        """SendSyncFailErrno: "<what>: <strerror(errno)>"."""
+        self._fail(f"{what}: {os.strerror(error.errno or errno.EIO)}")
+
+    # -- requests (handle_sync_command) ------------------------------------------------
+
+    def _handle_request(self) -> None:
+        ident, length = adbwire.SYNC_REQUEST.unpack(self._read_exact(adbwire.SYNC_REQUEST.size))
+        if length > adbwire.SYNC_PATH_MAX:
+            self._fail("path too long")
+        # adbd reads the path into a C string: it ends at the first NUL.
+        path = self._read_exact(length).split(b"\0", 1)[0]
+        if ident == adbwire.ID_LSTAT_V1:
+            self._lstat_v1(path)
+        elif ident in (adbwire.ID_STAT_V2, adbwire.ID_LSTAT_V2):
+            self._stat_v2(ident, path)
+        elif ident in (adbwire.ID_LIST_V1, adbwire.ID_LIST_V2):
+            self._list(path, v2=ident == adbwire.ID_LIST_V2)
+        elif ident == adbwire.ID_RECV_V1:
+            self._recv(path)
+        elif ident == adbwire.ID_RECV_V2:
+            self._recv_v2(path)
+        elif ident == adbwire.ID_QUIT:
+            raise _End()
+        else:
+            # SEND/SND2 included: this phone's storage is not written through sync.
+            self._fail(f"unknown command {int.from_bytes(ident, 'little'):08x}")
+
+    def _lstat_v1(self, path: bytes) -> None:
+        # adbd ignores lstat's result here: a missing file is all zeros.
+        try:
+            st = self._storage.stat(path, follow=False)
+            mode, size, mtime = st.mode, st.size, st.mtime
+        except OSError:
+            mode = size = mtime = 0
+        self._send(
+            adbwire.SYNC_STAT_V1.pack(
+                adbwire.ID_LSTAT_V1, mode, size & 0xFFFFFFFF, mtime & 0xFFFFFFFF
+            )
+        )
+
+    def _stat_v2(self, ident: bytes, path: bytes) -> None:
+        try:
+            st = self._storage.stat(path, follow=ident == adbwire.ID_STAT_V2)
+        except OSError as e:
+            self._send(adbwire.SYNC_STAT_V2.pack(ident, e.errno or errno.EIO, *(0,) * 10))
+            return
+        self._send(adbwire.SYNC_STAT_V2.pack(ident, 0, *_v2_fields(st)))
+
+    def _list(self, path: bytes, v2: bool) -> None:
+        try:
+            directory = self._storage.open_dir(path)
+            names = [b".", b".."] + [entry.name for entry in os.scandir(directory)]
+        except OSError:
+            names = []  # opendir failed: adbd just says DONE
+        for name in names:
+            try:
+                st = self._storage.entry_stat(directory, name)
+            except OSError as e:
+                if not v2:
+                    continue  # v1 skips entries it cannot lstat
+                head = adbwire.SYNC_DENT_V2.pack(
+                    adbwire.ID_DENT_V2, e.errno or errno.EIO, *(0,) * 10, len(name)
+                )
+            else:
+                if v2:
+                    head = adbwire.SYNC_DENT_V2.pack(
+                        adbwire.ID_DENT_V2, 0, *_v2_fields(st), len(name)
+                    )
+                else:
+                    head = adbwire.SYNC_DENT_V1.pack(
+                        adbwire.ID_DENT_V1,
+                        st.mode,
+                        st.size & 0xFFFFFFFF,
+                        st.mtime & 0xFFFFFFFF,
+                        len(name),
+                    )
+            self._send(head + name)
+        # DONE is a zeroed dent of the same version (adbd memsets the struct).
+        done = adbwire.SYNC_DENT_V2 if v2 else adbwire.SYNC_DENT_V1
+        self._send(adbwire.ID_DONE + bytes(done.size - len(adbwire.ID_DONE)))
+
+    def _recv_v2(self, path: bytes) -> None:
+        # adbd reads the setup packet without checking its id, only its flags.
+        _, flags = adbwire.SYNC_RECV_V2.unpack(self._read_exact(adbwire.SYNC_RECV_V2.size))
+        unknown = flags & ~_SUPPORTED_RECV_FLAGS
+        if unknown:
+            self._fail(f"unknown flags: {unknown}")
+        self._recv(path)
+
+    def _recv(self, path: bytes) -> None:
+        phone_path = path.decode("utf-8", "surrogateescape")
+        if self._faults.fails(phone_path):
+            self._fail_errno("open failed", PermissionError(errno.EACCES, "Permission denied"))
+        try:
+            fd = self._storage.open_file(path)
+        except OSError as e:
+            self._fail_errno("open failed", e)
+        real = self._storage.host_path(path)
+        try:
+            first = True
+            while True:
+                try:
+                    chunk = os.read(fd, adbwire.SYNC_DATA_MAX)
+                except OSError as e:
+                    self._fail_errno("read failed", e)
+                if not chunk:
+                    break
+                self._send_data(chunk)
+                if first and real is not None:
+                    self._faults.maybe_grow(phone_path, real)
+                first = False
+        finally:
+            os.close(fd)
+        self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DONE, 0))
+
+    def _send_data(self, chunk: bytes) -> None:
+        allowed, action = self._faults.admit(len(chunk))
+        if action is None:
+            self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DATA, len(chunk)) + chunk)
+            return
+        if allowed:
+            # The header promises the whole chunk; the link breaks inside it.
+            self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DATA, len(chunk)) + chunk[:allowed])
+        self._flush()
+        self._stream.drain()
+        self._break_link(action)
+        raise _LinkBroken(action)
+
+
+def _v2_fields(st: FileStat) -> tuple[int, ...]:
+    return (
+        st.dev, st.ino, st.mode, st.nlink, st.uid, st.gid,
+        st.size, st.atime, st.mtime, st.ctime,
+    )
