@@ -1,0 +1,394 @@
+"""Reaching the phone: USB, Wi-Fi (TCP) or through a running adb server; keys and
+authorization; who the phone is; and the few operations a backup needs from it.
+
+This is the only module that imports adb_shell: its USB transport (libusb) and its adb
+key generation and signing. Everything above the byte transport is ours (adblink,
+syncclient, shellclient) because adb-shell 0.4.4 cannot pipeline. Errors are turned into
+adbvoice's own exceptions here, so every fault test has one seam to patch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from adb_shell.auth.keygen import keygen, write_public_keyfile
+from adb_shell.auth.sign_cryptography import CryptographySigner
+from adb_shell.exceptions import UsbReadFailedError, UsbWriteFailedError
+
+from adbvoice import adbwire, errors, hostproto, phonecmd
+from adbvoice.adblink import (
+    AdbLink,
+    AuthRefused,
+    AuthTimedOut,
+    LinkClosed,
+    LinkTimeout,
+    ServiceRefused,
+    Signer,
+    TcpPipe,
+)
+from adbvoice.shellclient import ShellClient
+from adbvoice.syncclient import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
+
+DEFAULT_TCP_PORT = 5555
+UDEV_HINT = (
+    "no permission to open the phone's USB device: install Debian's android-sdk-platform-tools-common "
+    "(or add the udev rule  SUBSYSTEM==\"usb\", ATTR{idVendor}==\"<vendor>\", MODE=\"0660\", GROUP=\"plugdev\"  "
+    "to /etc/udev/rules.d/51-android.rules), add yourself to the plugdev group, then replug the phone"
+)
+PROMPT_TEXT = "Unlock the phone and tap \"Allow\" on the \"Allow USB debugging?\" prompt (waiting up to {timeout:g} s)"
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    tcp: tuple[str, int] | None
+    serial: str | None
+    adb_key: Path
+    auth_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    io_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PhoneIdentity:
+    serial: str
+    model: str
+    android: str | None
+    transport: str  # how we reached it: "usb", "tcp 10.0.0.5:5555", "adb server"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} ({self.serial})"
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What is on the phone under the source roots, and who the phone is."""
+
+    identity: PhoneIdentity
+    roots: dict[bytes, RemoteStat]
+    entries: list[RemoteEntry]
+    listed_by: str  # "shell" or "sync"
+
+
+def parse_tcp_address(text: str) -> tuple[str, int]:
+    """`HOST[:PORT]` as `adb connect` takes it (IPv6 in brackets); port 5555 by default."""
+    host, port = text, DEFAULT_TCP_PORT
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:], text)
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        port = _port(port_text, text)
+    if not host:
+        raise errors.UsageError(f"--tcp {text!r}: no host name or address")
+    return host, port
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise errors.UsageError(f"--tcp {whole!r}: the port must be a number from 1 to 65535")
+    return int(text)
+
+
+# --- keys ------------------------------------------------------------------------
+
+
+def load_signer(key_path: Path) -> Signer:
+    """The adb key at `key_path`, created the way adb creates it if there is none, so a
+    phone that already trusts Google's adb on this computer trusts us too."""
+    try:
+        if not key_path.exists():
+            key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # keygen() writes with the default mode; create the file 0600 first so the
+            # private key is never readable by others, even for an instant.
+            os.close(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            keygen(str(key_path))
+        public = Path(f"{key_path}.pub")
+        if not public.exists():
+            write_public_keyfile(str(key_path), str(public))
+        return CryptographySigner(str(key_path))
+    except (OSError, ValueError, TypeError) as exc:
+        raise errors.AdbKeyError(f"cannot use the adb key {key_path}: {exc}") from exc
+
+
+# --- byte transports ---------------------------------------------------------------
+
+
+class UsbPipe:
+    """adb-shell's libusb transport behind our Pipe interface."""
+
+    def __init__(self, transport) -> None:  # noqa: ANN001 - adb_shell UsbTransport
+        self._usb = transport
+        self._pending = b""
+
+    def send(self, header: bytes, payload: bytes) -> None:
+        try:
+            self._usb.bulk_write(header, None)
+            if payload:
+                self._usb.bulk_write(payload, None)
+        except UsbWriteFailedError as exc:
+            raise LinkClosed(f"USB write failed: {exc}") from exc
+
+    def recv_exact(self, size: int, timeout: float | None) -> bytes:
+        data = bytearray(self._pending)
+        while len(data) < size:
+            try:
+                data += self._usb.bulk_read(max(size - len(data), 512), timeout)
+            except UsbReadFailedError as exc:
+                if type(exc.usb_error).__name__ == "USBErrorTimeout":
+                    raise LinkTimeout(f"no answer from the phone for {timeout:g} s") from exc
+                raise LinkClosed(f"USB read failed: {exc}") from exc
+        self._pending = bytes(data[size:])
+        return bytes(data[:size])
+
+    def close(self) -> None:
+        self._usb.close()
+
+
+def _open_tcp(host: str, port: int, timeout: float) -> TcpPipe:
+    where = f"{host}:{port}"
+    try:
+        return TcpPipe(host, port, timeout)
+    except ConnectionRefusedError as exc:
+        raise errors.HostUnreachableError(
+            f"{where} refused the connection: turn on Wireless debugging, or run `adb tcpip {port}` "
+            "with the phone on USB once"
+        ) from exc
+    except socket.gaierror as exc:
+        raise errors.HostUnreachableError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+    except (socket.timeout, TimeoutError) as exc:
+        raise errors.HostUnreachableError(
+            f"{where} did not answer within {timeout:g} s: is the phone on the same Wi-Fi?"
+        ) from exc
+    except OSError as exc:
+        raise errors.HostUnreachableError(f"cannot reach {where}: {exc.strerror or exc}") from exc
+
+
+def _usb_transports():  # noqa: ANN202 - adb_shell UsbTransport instances
+    """Every ADB interface on USB; the seam tests replace (no USB phone exists here)."""
+    try:
+        from adb_shell.transport.usb_transport import UsbTransport
+    except (ImportError, OSError) as exc:
+        raise errors.NoDeviceError(
+            f"no phone found: USB support is unavailable ({exc}); install libusb-1.0, or use --tcp"
+        ) from exc
+    return list(UsbTransport.find_all_adb_devices())
+
+
+def _usb_error(exc: Exception) -> errors.AdbVoiceError | None:
+    name = type(exc).__name__
+    if name == "USBErrorAccess":
+        return errors.UsbPermissionError(UDEV_HINT)
+    if name == "USBErrorBusy":
+        return errors.UsbBusyError(
+            "another program holds the phone's USB interface (an adb server not answering on "
+            f"port {hostproto.server_port()}?): close it, e.g. `adb kill-server`, and try again"
+        )
+    return None
+
+
+def _usb_serial(transport) -> str:  # noqa: ANN001
+    try:
+        return transport.serial_number or "?"
+    except Exception as exc:  # libusb raises its own error types
+        mapped = _usb_error(exc)
+        if mapped:
+            raise mapped from exc
+        return "?"
+
+
+# --- the phone ---------------------------------------------------------------------
+
+
+class Phone:
+    """A connected phone: streams to its services and the operations a backup needs."""
+
+    def __init__(
+        self,
+        opener: StreamOpener,
+        features: frozenset[str],
+        fallback_identity: PhoneIdentity,
+        closer: Callable[[], None],
+    ) -> None:
+        self._opener = opener
+        self._closer = closer
+        self.features = features
+        self._fallback_identity = fallback_identity
+        self.shell = ShellClient(opener, shell_v2=adbwire.FEATURE_SHELL_V2 in features)
+        self.sync = SyncClient(
+            opener, stat_v2=adbwire.FEATURE_STAT_V2 in features, ls_v2=adbwire.FEATURE_LS_V2 in features
+        )
+
+    def survey(self, roots: Sequence[str]) -> Survey:
+        """Who the phone is and everything below `roots`: one shell command where the phone
+        has a shell (one round trip however many notes), else sync LIST level by level."""
+        try:
+            output = self.shell.run(_identity_script() + "; " + phonecmd.listing_script(roots)).stdout
+            props, listing = _split_identity(output)
+            root_stats, entries = phonecmd.parse_listing(listing, roots)
+            return Survey(self._identity(props), root_stats, entries, "shell")
+        except (ServiceRefused, phonecmd.UnexpectedOutput):
+            root_stats, entries = self.sync.walk([r.encode() for r in roots])
+            return Survey(self._fallback_identity, root_stats, entries, "sync")
+
+    def _identity(self, props: dict[str, str]) -> PhoneIdentity:
+        fallback = self._fallback_identity
+        return PhoneIdentity(
+            serial=props.get("ro.serialno") or fallback.serial,
+            model=props.get("ro.product.model") or fallback.model,
+            android=props.get("ro.build.version.release") or fallback.android,
+            transport=fallback.transport,
+        )
+
+    def start_hashing(self, paths: Sequence[bytes]) -> phonecmd.PhoneHashes | None:
+        """Have the phone SHA-256 the files we are about to pull, on a stream of its own that
+        runs alongside the copy; None where the phone cannot (no shell_v2)."""
+        if not paths or not self.shell.shell_v2:
+            return None
+        try:
+            command = self.shell.start(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(paths))
+        except ServiceRefused:
+            return None
+        return phonecmd.PhoneHashes(command, paths)
+
+    def stat_many(self, paths: Sequence[bytes]) -> list[RemoteStat]:
+        return self.sync.stat_many(paths)
+
+    def pull_many(self, paths: Sequence[bytes], sink: PullSink) -> None:
+        self.sync.pull_many(paths, sink)
+
+    def close(self) -> None:
+        self._closer()
+
+
+_IDENTITY_PROPS = ("ro.serialno", "ro.product.model", "ro.build.version.release")
+
+
+def _identity_script() -> str:
+    return "; ".join(f"printf 'P{p}=%s\\0' \"$(getprop {p})\"" for p in _IDENTITY_PROPS)
+
+
+def _split_identity(output: bytes) -> tuple[dict[str, str], bytes]:
+    props: dict[str, str] = {}
+    rest = output
+    for _ in _IDENTITY_PROPS:
+        record, sep, remainder = rest.partition(b"\0")
+        if not sep or not record.startswith(b"P"):
+            raise phonecmd.UnexpectedOutput("no identity in the phone's answer")
+        key, _, value = record[1:].decode("utf-8", "replace").partition("=")
+        props[key] = value.strip()
+        rest = remainder
+    return props, rest
+
+
+def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
+    """Find and open the phone: --tcp directly; otherwise through a running adb server if it
+    holds phones, else over USB. Every failure is an adbvoice error with its exit code."""
+    signer = load_signer(options.adb_key)
+    if options.tcp:
+        host, port = options.tcp
+        pipe = _open_tcp(host, port, options.connect_timeout_s)
+        return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}")
+    served = hostproto.list_devices()
+    if served:
+        return _through_server(served, options, on_prompt)
+    return _over_usb(options, signer, on_prompt)
+
+
+def _handshake(
+    pipe, options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None], serial: str, transport: str
+) -> Phone:  # noqa: ANN001
+    link = AdbLink(pipe, options.io_timeout_s)
+    try:
+        banner = link.connect(
+            [signer], options.auth_timeout_s, lambda: on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s))
+        )
+    except AuthRefused as exc:
+        link.close()
+        raise errors.NotAuthorizedError(
+            "the phone refused this computer: on the phone, revoke USB debugging authorizations "
+            "(Developer options), reconnect and tap Allow"
+        ) from exc
+    except AuthTimedOut as exc:
+        link.close()
+        raise errors.AuthTimeoutError(
+            f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again "
+            "(--auth-timeout waits longer)"
+        ) from exc
+    except LinkClosed as exc:
+        link.close()
+        raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
+    model = banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone"
+    identity = PhoneIdentity(serial, model, None, transport)
+    return Phone(link.open, banner.features, identity, link.close)
+
+
+def _through_server(
+    served: list[hostproto.ServerDevice], options: ConnectOptions, on_prompt: Callable[[str], None]
+) -> Phone:
+    port = hostproto.server_port()
+    device = _choose(served, options.serial, lambda d: d.serial, lambda d: f"{d.serial} ({d.state})")
+    deadline = time.monotonic() + options.auth_timeout_s
+    prompted = False
+    while device.state != "device":
+        if device.state != "unauthorized" and device.state != "authorizing":
+            raise errors.NoDeviceError(f"the adb server sees {device.serial} as {device.state!r}: replug the phone")
+        if not prompted:
+            on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s))
+            prompted = True
+        if time.monotonic() > deadline:
+            raise errors.AuthTimeoutError(
+                f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again"
+            )
+        time.sleep(0.5)
+        again = [d for d in hostproto.list_devices(port) or [] if d.serial == device.serial]
+        if not again:
+            raise errors.NoDeviceError(f"{device.serial} went away while waiting for authorization")
+        device = again[0]
+    features = frozenset(hostproto.query(port, f"host-serial:{device.serial}:features").split(","))
+
+    def opener(service: str) -> hostproto.ServerStream:
+        return hostproto.ServerStream(port, device.serial, service, options.io_timeout_s)
+
+    model = device.props.get("model", "Android phone").replace("_", " ")
+    identity = PhoneIdentity(device.serial, model, None, "adb server")
+    return Phone(opener, features, identity, lambda: None)
+
+
+def _over_usb(options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None]) -> Phone:
+    transports = _usb_transports()
+    if not transports:
+        raise errors.NoDeviceError(
+            "no phone found: plug it in with USB debugging on (Settings > Developer options), "
+            "or use --tcp HOST for Wireless debugging"
+        )
+    transport = _choose(transports, options.serial, _usb_serial, _usb_serial)
+    serial = _usb_serial(transport)
+    try:
+        transport.connect(options.connect_timeout_s)
+    except Exception as exc:  # libusb's error classes
+        mapped = _usb_error(exc)
+        if mapped:
+            raise mapped from exc
+        raise errors.NoDeviceError(f"cannot open the USB phone {serial}: {exc}") from exc
+    return _handshake(UsbPipe(transport), options, signer, on_prompt, serial, "usb")
+
+
+def _choose(candidates: list, serial: str | None, serial_of: Callable, describe: Callable):  # noqa: ANN202
+    """The one phone to use: the one matching --serial, or the only one there is."""
+    if serial:
+        matching = [c for c in candidates if serial_of(c) == serial]
+        if not matching:
+            seen = ", ".join(describe(c) for c in candidates)
+            raise errors.NoDeviceError(f"no phone with serial {serial!r}; attached: {seen}")
+        return matching[0]
+    if len(candidates) > 1:
+        listed = ", ".join(describe(c) for c in candidates)
+        raise errors.SeveralDevicesError(f"several phones attached ({listed}): choose one with --serial")
+    return candidates[0]

@@ -1,0 +1,224 @@
+"""`backup`: the one flow, from a frozen config to a RunReport. Never prints, never exits.
+
+lock → sweep tmp/ → connect → survey the phone → plan against the catalog → pull, verify,
+publish and catalogue each note → retry what was still changing → record the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from adbvoice import device, errors
+from adbvoice.adblink import LinkClosed
+from adbvoice.archive import Archive
+from adbvoice.cancel import CancelToken
+from adbvoice.catalog import Catalog
+from adbvoice.config import BackupConfig
+from adbvoice.plan import Candidate, Plan, make_plan
+from adbvoice.report import Event, PlannedCopy, RunReport
+from adbvoice.sources import Source, sources_for
+from adbvoice.syncclient import SyncError
+from adbvoice.transfer import Copier, text_path
+
+# A note whose size or mtime keeps changing across this many pulls is being recorded:
+# it is left for the next run rather than archived half-finished.
+MAX_ATTEMPTS = 3
+
+
+def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
+    cancel = cancel or CancelToken()
+    report = RunReport(dry_run=config.dry_run)
+    if config.dry_run:
+        return _dry_run(config, report, on_event)
+    archive = Archive.open(config.archive, create=True)
+    with archive.lock():
+        archive.sweep_tmp()
+        catalog = Catalog.open(archive.catalog_path)
+        try:
+            return _backup_locked(config, archive, catalog, report, on_event, cancel)
+        finally:
+            catalog.close()
+
+
+def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> device.Phone:
+    return device.connect(config.connect, lambda text: on_event(Event("prompt", text)))
+
+
+def _survey(phone: device.Phone, config: BackupConfig, report: RunReport) -> tuple[device.Survey, list[Source]]:
+    """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
+    candidates = sources_for(config.include_audio)
+    survey = phone.survey([s.path for s in candidates])
+    report.device = survey.identity.label
+    report.listed_by = survey.listed_by
+    present = []
+    for source in candidates:
+        root = survey.roots[source.path.encode()]
+        if root.is_dir:
+            present.append(source)
+        elif root.is_link:
+            report.warnings.append(f"{source.path}: a symbolic link, not followed")
+    if not present:
+        looked = "; ".join(s.path for s in candidates)
+        raise errors.NoWhatsAppFoldersError(
+            f"no WhatsApp voice-note folder on {survey.identity.label} (looked in {looked}): "
+            "is WhatsApp installed, and has this phone ever received a voice note?"
+        )
+    return survey, present
+
+
+def _plan(survey: device.Survey, sources: Sequence[Source], catalog: Catalog | None, config: BackupConfig) -> Plan:
+    seen = catalog.known_sightings(survey.identity.serial) if catalog else {}
+    return make_plan(survey.entries, sources, seen, config.layout, survey.identity.model)
+
+
+def _announce(plan: Plan, survey: device.Survey, report: RunReport, on_event: Callable[[Event], None]) -> None:
+    identity = survey.identity
+    on_event(Event("connected", f"{identity.label} over {identity.transport}"))
+    report.already = plan.already
+    report.warnings.extend(plan.notices)
+    on_event(Event("planned", f"{len(plan.copy)} to copy, {plan.already} already archived",
+                   files=len(plan.copy), bytes=plan.bytes_to_copy))
+
+
+def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event], None]) -> RunReport:
+    """What a backup would copy and where, without creating or changing anything on disk."""
+    archive = Archive(config.archive.expanduser().absolute())
+    catalog = Catalog.open(archive.catalog_path, read_only=True) if archive.catalog_path.exists() else None
+    try:
+        phone = _connect(config, on_event)
+        try:
+            survey, sources = _survey(phone, config, report)
+            plan = _plan(survey, sources, catalog, config)
+        except LinkClosed as exc:
+            raise _lost(exc, report) from exc
+        finally:
+            phone.close()
+    finally:
+        if catalog:
+            catalog.close()
+    _announce(plan, survey, report, on_event)
+    report.planned = [PlannedCopy(text_path(c.path), c.wanted.as_posix(), c.size) for c in plan.copy]
+    return report
+
+
+def _backup_locked(
+    config: BackupConfig,
+    archive: Archive,
+    catalog: Catalog,
+    report: RunReport,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken,
+) -> RunReport:
+    phone = _connect(config, on_event)
+    run_id = None
+    try:
+        survey, sources = _survey(phone, config, report)
+        identity = survey.identity
+        run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
+        plan = _plan(survey, sources, catalog, config)
+        _announce(plan, survey, report, on_event)
+        _copy(phone, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
+    except LinkClosed as exc:
+        error = _lost(exc, report)
+        _record(catalog, run_id, report, error)
+        raise error from exc
+    except errors.AdbVoiceError as exc:
+        _record(catalog, run_id, report, exc)
+        raise
+    finally:
+        phone.close()
+    _record(catalog, run_id, report, None)
+    return report
+
+
+def _copy(
+    phone: device.Phone,
+    planned: list[Candidate],
+    archive: Archive,
+    catalog: Catalog,
+    survey: device.Survey,
+    run_id: int,
+    report: RunReport,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken,
+) -> None:
+    pending = planned
+    for attempt in range(MAX_ATTEMPTS):
+        if not pending:
+            return
+        if attempt:
+            pending = _refresh(phone, pending, report)
+        paths = [c.path for c in pending]
+        hashes = phone.start_hashing(paths)
+        copier = Copier(
+            archive=archive,
+            catalog=catalog,
+            batch=pending,
+            hashes=hashes,
+            device_serial=survey.identity.serial,
+            device_model=survey.identity.model,
+            run_id=run_id,
+            report=report,
+            on_event=on_event,
+            cancel=cancel,
+        )
+        try:
+            phone.pull_many(paths, copier)
+        except SyncError as exc:
+            report.errors.append(f"the phone's file service failed: {exc}")
+            return
+        finally:
+            copier.abort()
+            if hashes:
+                hashes.close()
+        pending = copier.retry.changed + copier.retry.fsync_failed
+    for candidate in pending:
+        report.warnings.append(
+            f"{text_path(candidate.path)}: kept changing while being copied (still being recorded?); "
+            "left for the next run"
+        )
+
+
+def _refresh(phone: device.Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:
+    """Size and mtime as they are now, for another attempt; a vanished file is reported."""
+    fresh = []
+    for candidate, now in zip(pending, phone.stat_many([c.path for c in pending])):
+        if now.exists and now.is_file:
+            fresh.append(replace(candidate, size=now.size, mtime=now.mtime))
+        else:
+            report.warnings.append(f"{text_path(candidate.path)}: vanished from the phone during the backup")
+    return fresh
+
+
+def _lost(exc: LinkClosed, report: RunReport) -> errors.ConnectionLostError:
+    done = len(report.new_notes)
+    return errors.ConnectionLostError(
+        f"lost the phone during the backup ({exc}); {done} new note{'s' if done != 1 else ''} archived "
+        "and complete, run again to copy the rest"
+    )
+
+
+def _record(catalog: Catalog, run_id: int | None, report: RunReport, error: errors.AdbVoiceError | None) -> None:
+    if run_id is None:
+        return
+    if error is None:
+        outcome, code, message = report.outcome, report.exit_code, report.summary_line()
+    else:
+        outcome = "interrupted" if isinstance(error, errors.InterruptedRun) else "failed"
+        code, message = error.exit_code, str(error)
+    try:
+        catalog.finish_run(
+            run_id,
+            outcome=outcome,
+            exit_code=code,
+            message=message,
+            new_notes=len(report.new_notes),
+            already_archived=report.already + report.duplicates,
+            warnings=len(report.warnings),
+            errors=len(report.errors),
+            bytes_copied=report.bytes_copied,
+        )
+    except errors.DiskFullError:
+        if error is None:
+            raise
