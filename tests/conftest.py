@@ -1,0 +1,98 @@
+"""Shared scaffolding: an isolated home, an emulated phone on real TCP, and the CLI run
+both in-process (Typer's runner) and as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adbvoice.cli import app
+from adbvoice.device import load_signer
+from adbvoice.emulator import EmulatedPhone
+from adbvoice.emulator.phonetree import PhoneTree, build_phone_tree
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def session_key(tmp_path_factory) -> Path:
+    """One adb key for the whole run: RSA key generation is slow enough to matter."""
+    key = tmp_path_factory.mktemp("key") / "adbkey"
+    load_signer(key)
+    return key
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch, session_key) -> Path:
+    """A private HOME holding a copy of the session's adb key; UTC; and no adb server
+    (ANDROID_ADB_SERVER_PORT points at a closed port) unless a test starts one."""
+    home = tmp_path / "home"
+    (home / ".android").mkdir(parents=True)
+    for suffix in ("", ".pub"):
+        shutil.copy2(f"{session_key}{suffix}", home / ".android" / f"adbkey{suffix}")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+    time.tzset()
+    return home
+
+
+@pytest.fixture
+def phone_tree(tmp_path) -> PhoneTree:
+    return build_phone_tree(tmp_path / "sdcard", notes=24)
+
+
+@pytest.fixture
+def phone(phone_tree) -> Iterator[EmulatedPhone]:
+    with EmulatedPhone(phone_tree.root) as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    return tmp_path / "archive"
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> Outcome:
+    """The CLI in-process, stdout and stderr kept apart."""
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def run_process(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Outcome:
+    """The CLI as a real subprocess (signals, locks, crashes), with this test's environment."""
+    result = subprocess.run(
+        [sys.executable, "-m", "adbvoice", *[str(a) for a in args]],
+        capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ),
+    )
+    return Outcome(result.returncode, result.stdout, result.stderr)
+
+
+def archived_files(archive: Path) -> dict[str, bytes]:
+    """Every file in the archive outside .adbvoice/, by relative path."""
+    return {
+        p.relative_to(archive).as_posix(): p.read_bytes()
+        for p in archive.rglob("*")
+        if p.is_file() and ".adbvoice" not in p.relative_to(archive).parts
+    }
