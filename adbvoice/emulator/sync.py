@@ -11,6 +11,7 @@ requests are not answered.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Callable
 from typing import NoReturn
@@ -23,6 +24,8 @@ from adbvoice.emulator.stream import Stream, StreamClosed
 # RCV2 flags we can honour: none. Compression is not offered in our banner; a request
 # for it gets adbd's answer to flags it does not know.
 _SUPPORTED_RECV_FLAGS = 0
+
+logger = logging.getLogger(__name__)
 
 
 class _End(Exception):
@@ -103,6 +106,7 @@ class SyncService:
             self._fail("path too long")
         # adbd reads the path into a C string: it ends at the first NUL.
         path = self._read_exact(length).split(b"\0", 1)[0]
+        logger.debug("sync: %s %r", ident.decode("latin-1"), path)
         if ident == adbwire.ID_LSTAT_V1:
             self._lstat_v1(path)
         elif ident in (adbwire.ID_STAT_V2, adbwire.ID_LSTAT_V2):

@@ -1,0 +1,92 @@
+"""Google's adb (Debian's, 29.0.6) treats the emulated phone as a phone: it connects,
+lists it, runs shell commands with exit codes, and pulls files byte for byte."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+from conftest import FIVE_MB, Adb, tree
+
+from adbvoice.emulator import EmulatedPhone
+
+NOTES = "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
+
+
+def test_adb_connect_lists_the_phone_with_its_identity(adb: Adb, phone: EmulatedPhone) -> None:
+    adb.connect(phone)
+    listing = adb.run("devices", "-l").stdout.decode()
+    line = next(line for line in listing.splitlines() if line.startswith(phone.address))
+    assert line.split()[1] == "device"
+    assert "product:panther" in line and "model:Pixel_7" in line and "device:panther" in line
+    # adb shows the features both sides know; this adb (29) predates sendrecv_v2.
+    features = adb.run("-s", phone.address, "features").stdout.decode().split()
+    assert set(features) == {"shell_v2", "stat_v2", "ls_v2"}
+    adb.disconnect(phone)
+
+
+def test_adb_shell_runs_androids_userland_with_exit_codes(adb: Adb, phone: EmulatedPhone) -> None:
+    adb.connect(phone)
+    s = ("-s", phone.address)
+    ls = adb.run(*s, "shell", "ls /sdcard")
+    assert ls.returncode == 0
+    assert ls.stdout.decode().split("\n") == ["Android", "Download", "Music", "empty folder", ""]
+    assert adb.run(*s, "shell", "exit 3").returncode == 3
+    model = adb.run(*s, "shell", "getprop", "ro.product.model")
+    assert model.stdout == b"Pixel 7\n"
+    split = adb.run(*s, "shell", "echo out; echo err >&2; exit 7")
+    assert (split.stdout, split.stderr, split.returncode) == (b"out\n", b"err\n", 7)
+    stdin = adb.run(*s, "shell", "cat", stdin=b"piped through shell v2\n")
+    assert stdin.stdout == b"piped through shell v2\n"
+    # Shell v2 for `adb shell CMD`, raw PTY for exec-out (services.cpp).
+    assert phone.log.services()[:1] == ["shell,v2,TERM=xterm,raw:ls /sdcard"]
+    adb.disconnect(phone)
+
+
+def test_adb_pull_of_a_folder_tree_is_byte_identical(adb: Adb, phone: EmulatedPhone, tmp_path: Path) -> None:
+    adb.connect(phone)
+    pulled = adb.run("-s", phone.address, "pull", "/sdcard/", str(tmp_path / "out"))
+    assert pulled.returncode == 0, pulled
+    assert tree(tmp_path / "out") == tree(phone.root)
+    assert phone.file_bytes_sent == sum(len(c) for c in tree(phone.root).values() if c)
+    adb.disconnect(phone)
+
+
+def test_adb_pull_of_single_files_and_exec_out_are_byte_identical(
+    adb: Adb, phone: EmulatedPhone, tmp_path: Path
+) -> None:
+    adb.connect(phone)
+    s = ("-s", phone.address)
+    for name in ("PTT-20240501-WA0001.opus", ".nomedia", "Sent/PTT-20240503-WA0003.opus"):
+        local = tmp_path / Path(name).name
+        result = adb.run(*s, "pull", f"{NOTES}/{name}", str(local))
+        assert result.returncode == 0, result
+        assert filecmp.cmp(local, phone.root / NOTES.removeprefix("/sdcard/") / name, shallow=False)
+    unicode_name = "/sdcard/Music/Grüße aus Köln/Lied Nr. 1 – ünïcødé.opus"
+    assert adb.run(*s, "pull", unicode_name, str(tmp_path / "lied.opus")).returncode == 0
+    assert (tmp_path / "lied.opus").read_bytes() == (phone.root / unicode_name[8:]).read_bytes()
+    # exec: is a raw PTY, binary-safe (cfmakeraw), as adbd's exec-out.
+    cat = adb.run(*s, "exec-out", f"cat '{NOTES}/PTT-20240501-WA0001.opus'")
+    assert len(cat.stdout) == FIVE_MB
+    assert cat.stdout == (phone.root / NOTES[8:] / "PTT-20240501-WA0001.opus").read_bytes()
+    adb.disconnect(phone)
+
+
+def test_adb_pull_of_a_missing_file_fails_with_adbs_message(adb: Adb, phone: EmulatedPhone, tmp_path: Path) -> None:
+    adb.connect(phone)
+    result = adb.run("-s", phone.address, "pull", "/sdcard/nope.opus", str(tmp_path / "x"))
+    assert result.returncode == 1
+    assert (
+        b"adb: error: failed to stat remote object '/sdcard/nope.opus': No such file or directory"
+        in result.stdout + result.stderr
+    )
+    assert not (tmp_path / "x").exists()
+    adb.disconnect(phone)
+
+
+def test_adb_ls_sees_sync_listing_with_dot_entries(adb: Adb, phone: EmulatedPhone) -> None:
+    adb.connect(phone)
+    listing = adb.run("-s", phone.address, "ls", "/sdcard/Download/").stdout.decode().splitlines()
+    names = [line.split(" ", 3)[3] for line in listing]
+    assert names[:2] == [".", ".."] and "with space.txt" in names
+    adb.disconnect(phone)
