@@ -55,6 +55,17 @@ def find_tools() -> dict[str, str]:
     return found
 
 
+# Bionic names Android's fixed uids itself (android_filesystem_config.h); glibc reads
+# /etc, which on Android is a link to /system/etc. These let toybox's id and ls -l
+# print "shell" and "root" as on a phone.
+_ACCOUNTS = {
+    "passwd": "root:x:0:0::/:/system/bin/sh\nsystem:x:1000:1000::/:/system/bin/sh\n"
+    "shell:x:2000:2000::/:/system/bin/sh\n",
+    "group": "root:x:0:\nsystem:x:1000:\nsdcard_rw:x:1015:\nmedia_rw:x:1023:\n"
+    "ext_data_rw:x:1078:\nshell:x:2000:\neverybody:x:9997:\n",
+}
+
+
 def _getprop_script(props: dict[str, str]) -> str:
     """Android's getprop for a few properties: no argument lists `[key]: [value]`
     lines sorted by key; `getprop KEY [DEFAULT]` prints the value or DEFAULT."""
@@ -103,6 +114,11 @@ class Sandbox:
             if name not in ("sh", "getprop") and "/" not in name:
                 os.symlink(self._tools["toybox"], os.path.join(bin_dir, name))
         os.symlink(self._tools["mksh"], os.path.join(bin_dir, "sh"))
+        etc_dir = os.path.join(self._dir, "system", "etc")
+        os.makedirs(etc_dir)
+        for name, text in _ACCOUNTS.items():
+            with open(os.path.join(etc_dir, name), "w") as f:
+                f.write(text)
         getprop = os.path.join(bin_dir, "getprop")
         with open(getprop, "w") as f:
             f.write(_getprop_script(self._props))
@@ -148,6 +164,7 @@ class Sandbox:
             "--proc", "/proc",
             "--dev", "/dev",
             "--ro-bind", os.path.join(self._dir, "system"), "/system",
+            "--symlink", "/system/etc", "/etc",
             "--bind", self._root, "/storage/emulated/0",
             "--symlink", "/storage/emulated/0", "/storage/self/primary",
             "--symlink", "/storage/self/primary", "/sdcard",
@@ -172,6 +189,9 @@ class Sandbox:
             "SHELL": SH,
             "TMPDIR": "/data/local/tmp",
             "USER": "shell",
+            # Bionic's C locale is UTF-8; glibc's is ASCII, where toybox would print
+            # octal escapes instead of the UTF-8 names a phone shows.
+            "LC_CTYPE": "C.UTF-8",
         }
         if term:
             env["TERM"] = term

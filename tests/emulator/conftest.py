@@ -134,8 +134,8 @@ class RawHost:
     """A minimal ADB host speaking the wire protocol directly, for what adb and
     adb-shell never do (pipelining, misbehaving, half-closing)."""
 
-    def __init__(self, phone: EmulatedPhone, maxdata: int = adbwire.MAX_PAYLOAD, timeout: float = 10) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", phone.port), timeout=timeout)
+    def __init__(self, port: int, maxdata: int = adbwire.MAX_PAYLOAD, timeout: float = 10) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.maxdata = maxdata
         self._next_id = 100
@@ -257,7 +257,7 @@ def raw_host() -> Iterator[object]:
     hosts: list[RawHost] = []
 
     def make(phone: EmulatedPhone, **kwargs: object) -> RawHost:
-        host = RawHost(phone, **kwargs)  # type: ignore[arg-type]
+        host = RawHost(phone.port, **kwargs)  # type: ignore[arg-type]
         hosts.append(host)
         return host
 
