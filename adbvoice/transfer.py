@@ -98,8 +98,9 @@ class Copier:
             self._report.errors.append(f"{shown}: the phone refused to send it ({message})")
 
     def finish(self, after: RemoteStat) -> None:
+        # self._temp stays set until the note is kept or discarded, so that abort() can
+        # drop it whatever fails in between (the phone hash stream, the disk, Ctrl-C).
         temp, candidate = self._temp, self._current
-        self._temp = None
         phone_sha = self._hashes.get(self._index) if self._hashes else None
         stable = (
             temp.size == candidate.size
@@ -107,12 +108,13 @@ class Copier:
             and (after.size, after.mtime) == (candidate.size, candidate.mtime)
             and phone_sha in (None, temp.sha256)
         )
-        if not stable:
+        if stable:
+            with self._cancel.shield():
+                self._keep(temp, candidate)
+        else:
             temp.discard()
             self.retry.changed.append(candidate)
-            return
-        with self._cancel.shield():
-            self._keep(temp, candidate)
+        self._temp = None
 
     def abort(self) -> None:
         """Drop the file in flight (connection lost, disk full, interrupted)."""
