@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import shutil
 import stat
+import struct
+import subprocess
+import sys
+import termios
 
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
@@ -193,3 +199,29 @@ def test_every_phone_tree_size_gives_unique_notes(tmp_path):
     tree = build_phone_tree(tmp_path / "big", notes=120, seed=7)
     shas = [n.sha256 for n in tree.notes if n.is_note]
     assert len(shas) == len(set(shas))
+
+
+def test_on_a_terminal_a_progress_bar_shows_files_and_bytes(phone, archive):
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a real terminal has a size
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", phone.address],
+        stdout=subprocess.PIPE, stderr=terminal, text=True,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = process.communicate(timeout=60)[0]
+    os.close(controller)
+    text = shown.decode("utf-8", "replace")
+    assert process.returncode == 3
+    assert "notes" in text and "B/s" in text  # tqdm: "12/27 notes ... kB/s"
+    assert "warning: " in text  # log lines go through the bar, on the terminal
+    assert "new voice notes" in stdout
