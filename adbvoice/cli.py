@@ -41,5 +41,19 @@ app.add_typer(backup.app)
 app.add_typer(archive.app)
 
 
+def _examples(typer_app: typer.Typer) -> list[str]:
+    """The `Example:` line of every command's docstring, sub-groups included."""
+    found = []
+    for command in typer_app.registered_commands:
+        found += [line.strip().removeprefix("Example:").strip()
+                  for line in (command.callback.__doc__ or "").splitlines() if line.strip().startswith("Example:")]
+    for group in typer_app.registered_groups:
+        found += _examples(group.typer_instance)
+    return found
+
+
+app.info.epilog = "Examples:\n\n" + "\n\n".join(f"  {example}" for example in _examples(app))
+
+
 def main() -> None:
     app(prog_name="adbvoice")

@@ -10,13 +10,12 @@ from tests.conftest import run_cli
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
-def commands() -> list[str]:
-    names = []
-    for group in app.registered_groups:
-        names += [c.name or c.callback.__name__ for c in group.typer_instance.registered_commands]
-        if group.name:
-            names.append(group.name)
-    return names + [c.name or c.callback.__name__ for c in app.registered_commands]
+def commands(typer_app=app, prefix="") -> list[str]:
+    """Every leaf command, sub-groups spelled out: "backup", "catalog rebuild", ..."""
+    names = [prefix + (c.name or c.callback.__name__) for c in typer_app.registered_commands]
+    for group in typer_app.registered_groups:
+        names += commands(group.typer_instance, prefix + (f"{group.name} " if group.name else ""))
+    return names
 
 
 def test_the_exit_code_table_in_readme_is_the_one_in_the_code():
@@ -25,10 +24,13 @@ def test_the_exit_code_table_in_readme_is_the_one_in_the_code():
 
 
 def test_every_command_is_documented_in_readme_and_has_an_example_in_its_help():
+    overview = " ".join(run_cli("--help").stdout.split())
     for name in commands():
         assert f"adbvoice {name}" in README, name
-        help_text = run_cli(*name.split(), "--help").stdout
-        assert "Example: adbvoice" in " ".join(help_text.split()), name
+        help_text = " ".join(run_cli(*name.split(), "--help").stdout.split())
+        assert "Example: adbvoice" in help_text, name
+        example = help_text.split("Example: ", 1)[1].split(" ╭")[0].strip()
+        assert example in overview, f"`adbvoice --help` lacks the example of {name}"
 
 
 def test_readme_starts_with_the_two_newcomer_commands():
