@@ -106,7 +106,7 @@ class TcpPipe:
 
 
 class ExactReads:
-    """`read_exact` and `read_all` on top of a stream's `read`, for both kinds of stream."""
+    """`read_exact` on top of a stream's `read`, for both kinds of stream."""
 
     service: str
 
@@ -123,13 +123,6 @@ class ExactReads:
                 raise StreamEnded(f"{self.service.split(':')[0]} stream ended early")
             parts.append(part)
             missing -= len(part)
-        return b"".join(parts)
-
-    def read_all(self) -> bytes:
-        """Everything until the phone closes the stream."""
-        parts = []
-        while part := self.read(1 << 20):
-            parts.append(part)
         return b"".join(parts)
 
 
@@ -181,10 +174,6 @@ class AdbStream(ExactReads):
         self._unread -= len(chunk)
         self.link._settle_okay(self)
         return bytes(chunk)
-
-    def buffered(self) -> int:
-        """Bytes already received and not yet read (never blocks)."""
-        return self._unread
 
     def close(self) -> None:
         self.link._close_stream(self)

@@ -73,6 +73,7 @@ class Survey:
     roots: dict[bytes, RemoteStat]
     entries: list[RemoteEntry]
     listed_by: str  # "shell" or "sync"
+    problems: tuple[str, ...] = ()  # what the phone's shell said on stderr (unreadable folders...)
 
 
 def parse_tcp_address(text: str) -> tuple[str, int]:
@@ -229,10 +230,11 @@ class Phone:
         """Who the phone is and everything below `roots`: one shell command where the phone
         has a shell (one round trip however many notes), else sync LIST level by level."""
         try:
-            output = self.shell.run(_identity_script() + "; " + phonecmd.listing_script(roots)).stdout
-            props, listing = _split_identity(output)
+            result = self.shell.run(_identity_script() + "; " + phonecmd.listing_script(roots))
+            props, listing = _split_identity(result.stdout)
             root_stats, entries = phonecmd.parse_listing(listing, roots)
-            return Survey(self._identity(props), root_stats, entries, "shell")
+            problems = tuple(result.stderr.decode("utf-8", "replace").splitlines())
+            return Survey(self._identity(props), root_stats, entries, "shell", problems)
         except (ServiceRefused, phonecmd.UnexpectedOutput):
             root_stats, entries = self.sync.walk([r.encode() for r in roots])
             return Survey(self._fallback_identity, root_stats, entries, "sync")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePosixPath
 
+from adbvoice.adbwire import SYNC_PATH_MAX
 from adbvoice.layout import Layout, safe_name
 from adbvoice.sources import Source, date_from_name, is_audio_name
 from adbvoice.syncclient import RemoteEntry
@@ -77,6 +78,9 @@ def make_plan(
             continue
         if not entry.stat.is_file:
             plan.notices.append(f"{shown}: not a regular file, skipped")
+            continue
+        if len(entry.path) > SYNC_PATH_MAX:
+            plan.notices.append(f"{shown}: the path is longer than adb can transfer ({len(entry.path)} bytes)")
             continue
         if seen.get(entry.path) == (entry.stat.size, entry.stat.mtime):
             plan.already += 1

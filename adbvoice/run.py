@@ -51,6 +51,7 @@ def _survey(phone: device.Phone, config: BackupConfig, report: RunReport) -> tup
     survey = phone.survey([s.path for s in candidates])
     report.device = survey.identity.label
     report.listed_by = survey.listed_by
+    report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
     present = []
     for source in candidates:
         root = survey.roots[source.path.encode()]
