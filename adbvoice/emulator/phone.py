@@ -201,6 +201,12 @@ class EmulatedPhone:
         return f"{self.host}:{self._port}"
 
     @property
+    def connections_open(self) -> int:
+        """TCP connections live right now."""
+        with self._lock:
+            return len(self._connections)
+
+    @property
     def file_bytes_sent(self) -> int:
         """RECV payload bytes served so far, over the phone's life."""
         return self._faults.file_bytes_sent

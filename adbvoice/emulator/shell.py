@@ -27,7 +27,7 @@ from adbvoice import adbwire
 from adbvoice.emulator.services import ShellRequest
 from adbvoice.emulator.stream import Stream, StreamClosed
 
-TOOLS = ("bwrap", "mksh", "toybox")
+TOOLS = ("bwrap", "mksh", "toybox", "setsid")
 SH = "/system/bin/sh"
 _EXIT_CANNOT_EXECUTE = 126  # ReportError's exit code
 _READ_SIZE = 64 * 1024
@@ -38,8 +38,9 @@ class SandboxError(Exception):
 
 
 def find_tools() -> dict[str, str]:
-    """Absolute paths of bwrap, mksh and toybox; mksh and toybox must live under /usr,
-    the only host folder the sandbox sees. Raises SandboxError naming what is missing."""
+    """Absolute paths of bwrap, mksh, toybox and util-linux's setsid; all but bwrap run
+    inside the sandbox, so they must live under /usr, the only host folder it sees.
+    Raises SandboxError naming what is missing."""
     found: dict[str, str] = {}
     missing = []
     for tool in TOOLS:
@@ -50,7 +51,7 @@ def find_tools() -> dict[str, str]:
             found[tool] = os.path.realpath(path)
     if missing:
         raise SandboxError(
-            f"missing {', '.join(missing)} (Debian packages: bubblewrap mksh toybox)"
+            f"missing {', '.join(missing)} (Debian packages: bubblewrap mksh toybox util-linux)"
         )
     return found
 
@@ -146,9 +147,13 @@ class Sandbox:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def argv(self, command: bytes | None) -> list[str | bytes]:
+    def argv(self, command: bytes | None, pty: bool = False) -> list[str | bytes]:
         """bwrap + `/system/bin/sh -c CMD`, or a login shell if None (adbd execs
-        `-/system/bin/sh`; bwrap cannot set argv[0], and mksh's -l means the same)."""
+        `-/system/bin/sh`; bwrap cannot set argv[0], and mksh's -l means the same).
+
+        On a PTY, adbd's child opens it after setsid(), which makes it the controlling
+        terminal (job control, SIGHUP when the host goes); util-linux's `setsid --ctty`
+        does that inside the sandbox (toybox's -c only sets the foreground group)."""
         assert self._dir is not None
         lib64 = ["--symlink", "usr/lib64", "/lib64"] if os.path.isdir("/usr/lib64") else []
         sandbox: list[str | bytes] = [
@@ -171,6 +176,8 @@ class Sandbox:
             "--tmpfs", "/data/local/tmp",
             "--chdir", "/",
         ]
+        if pty:
+            sandbox += [self._tools["setsid"], "--ctty", "--wait"]
         if command is None:
             return [*sandbox, SH, "-l"]
         return [*sandbox, SH, "-c", command]
@@ -197,9 +204,9 @@ class Sandbox:
             env["TERM"] = term
         return env
 
-    def spawn(self, command: bytes | None, term: str | None, **fds: object) -> subprocess.Popen[bytes]:
+    def spawn(self, command: bytes | None, term: str | None, pty: bool, **fds: object) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            self.argv(command), env=self.env(term), start_new_session=True, **fds  # type: ignore[call-overload]
+            self.argv(command, pty), env=self.env(term), start_new_session=True, **fds  # type: ignore[call-overload]
         )
         with self._lock:
             self._procs.add(proc)
@@ -275,7 +282,7 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
     else:
         fds = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     try:
-        proc = sandbox.spawn(request.command, request.term, **fds)
+        proc = sandbox.spawn(request.command, request.term, request.pty, **fds)
     except OSError as e:
         if master >= 0:
             os.close(master)

@@ -130,6 +130,21 @@ def tree(root: Path) -> dict[str, bytes | None]:
     }
 
 
+def bwrap_children() -> list[int]:
+    """Our bwrap processes still alive (what a leaking shell would leave)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            except OSError:
+                continue
+            if int(fields[1]) == me and comm == "bwrap" and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
 class RawHost:
     """A minimal ADB host speaking the wire protocol directly, for what adb and
     adb-shell never do (pipelining, misbehaving, half-closing)."""
