@@ -98,7 +98,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _read_keys(files: list[Path]) -> tuple[str, ...]:
-    keys = []
+    keys: list[str] = []
     for file in files:
         try:
             text = file.read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -157,10 +158,8 @@ class EmulatedPhone:
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
-            try:
+            with contextlib.suppress(OSError):  # not connected: nothing to shut down
                 listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             listener.close()
         if self._accept_thread is not None:
             self._accept_thread.join(_STOP_TIMEOUT_S)

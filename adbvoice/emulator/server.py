@@ -8,6 +8,7 @@ the socket. Each OPENed service runs in its own thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -146,10 +147,8 @@ class Connection:
             timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
-        try:
+        with contextlib.suppress(OSError):  # already gone
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._out.close()
         if self._in is not None:
             self._in.close()

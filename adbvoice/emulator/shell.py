@@ -12,6 +12,7 @@ network, PHONE_DIR at /storage/emulated/0, and /sdcard -> /storage/self/primary 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 import termios
 import threading
 from pathlib import Path
+from typing import IO
 
 from adbvoice import adbwire
 from adbvoice.emulator.services import ShellRequest
@@ -204,9 +206,12 @@ class Sandbox:
             env["TERM"] = term
         return env
 
-    def spawn(self, command: bytes | None, term: str | None, pty: bool, **fds: object) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, command: bytes | None, term: str | None, pty: bool, stdin: int, stdout: int, stderr: int
+    ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            self.argv(command, pty), env=self.env(term), start_new_session=True, **fds  # type: ignore[call-overload]
+            self.argv(command, pty), env=self.env(term), start_new_session=True,
+            stdin=stdin, stdout=stdout, stderr=stderr,
         )
         with self._lock:
             self._procs.add(proc)
@@ -226,10 +231,8 @@ class Sandbox:
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL bwrap; --die-with-parent and the PID namespace take everything inside."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it just ended
             proc.send_signal(signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _make_raw(fd: int) -> None:
@@ -278,11 +281,11 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
         master, slave = os.openpty()
         if request.raw_pty:
             _make_raw(slave)
-        fds: dict[str, object] = {"stdin": slave, "stdout": slave, "stderr": slave}
+        stdin = stdout = stderr = slave
     else:
-        fds = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        stdin = stdout = stderr = subprocess.PIPE
     try:
-        proc = sandbox.spawn(request.command, request.term, request.pty, **fds)
+        proc = sandbox.spawn(request.command, request.term, request.pty, stdin, stdout, stderr)
     except OSError as e:
         if master >= 0:
             os.close(master)
@@ -298,14 +301,58 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
         _RawSession(stream, sandbox, proc, master).run()
 
 
-class _RawSession:
-    """No protocol: the stream carries the PTY's bytes both ways."""
+class _Session:
+    """A running command and the threads that carry its bytes. Host input is always
+    consumed, even once the command stops reading, so the host is never left waiting
+    for an OKAY (shell_service.cpp, PassInput: "just start dumping")."""
 
     def __init__(self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int):
         self._stream, self._sandbox, self._proc, self._master = stream, sandbox, proc, master
+        self._stdin_fd = master if master >= 0 else _fileno(proc.stdin)
+        self._stdin_open = True
+        self._input_thread = threading.Thread(target=self._input, name="adbd-shell-in", daemon=True)
+
+    def _input(self) -> None:
+        try:
+            while True:
+                self._take_input(self._stream.read())
+        except StreamClosed:
+            return
+
+    def _take_input(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _write_stdin(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view and self._stdin_open:
+                view = view[os.write(self._stdin_fd, view):]
+        except OSError:
+            self._stdin_open = False
+
+    def _end(self) -> None:
+        """Kill what is left, and close our ends once the input thread let go of them
+        (the stream is closed by now, so it does)."""
+        self._sandbox.kill(self._proc)
+        self._sandbox.reap(self._proc)
+        self._input_thread.join()
+        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self._master >= 0:
+            os.close(self._master)
+
+
+def _fileno(pipe: IO[bytes] | None) -> int:
+    assert pipe is not None
+    return pipe.fileno()
+
+
+class _RawSession(_Session):
+    """No protocol: the stream carries the PTY's bytes both ways."""
 
     def run(self) -> None:
-        threading.Thread(target=self._input, name="adbd-pty-in", daemon=True).start()
+        self._input_thread.start()
         try:
             while data := _read_fd(self._master):
                 self._stream.write(data)
@@ -313,38 +360,27 @@ class _RawSession:
         except StreamClosed:
             pass
         finally:
-            self._sandbox.kill(self._proc)
-            self._sandbox.reap(self._proc)
-            os.close(self._master)
+            self._end()
 
-    def _input(self) -> None:
-        try:
-            while True:
-                data = self._stream.read()
-                os.write(self._master, data)
-        except (StreamClosed, OSError):
-            return
+    def _take_input(self, data: bytes) -> None:
+        self._write_stdin(data)
 
 
-class _ShellProtocolSession:
+class _ShellProtocolSession(_Session):
     """Shell protocol v2 (shell_protocol.h): [id:u8][length:u32 LE][data] both ways."""
 
     def __init__(self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int):
-        self._stream, self._sandbox, self._proc, self._master = stream, sandbox, proc, master
+        super().__init__(stream, sandbox, proc, master)
         self._write_lock = threading.Lock()
-        self._stdin_closed = False
+        self._inbuf = bytearray()
 
     def run(self) -> None:
-        proc = self._proc
         if self._master >= 0:
             outputs = [(self._master, adbwire.SHELL_STDOUT)]
-            stdin_fd = self._master
         else:
-            assert proc.stdout and proc.stderr and proc.stdin
-            outputs = [(proc.stdout.fileno(), adbwire.SHELL_STDOUT),
-                       (proc.stderr.fileno(), adbwire.SHELL_STDERR)]
-            stdin_fd = proc.stdin.fileno()
-        threading.Thread(target=self._input, args=(stdin_fd,), name="adbd-shell-in", daemon=True).start()
+            outputs = [(_fileno(self._proc.stdout), adbwire.SHELL_STDOUT),
+                       (_fileno(self._proc.stderr), adbwire.SHELL_STDERR)]
+        self._input_thread.start()
         pumps = [
             threading.Thread(target=self._output, args=(fd, ident), name="adbd-shell-out", daemon=True)
             for fd, ident in outputs
@@ -355,18 +391,14 @@ class _ShellProtocolSession:
             pump.join()
         # adbd stops passing data once both outputs are closed, then waits for the
         # process and sends its exit code (Subprocess::WaitForExit).
-        code = self._sandbox.reap(proc)
+        code = self._sandbox.reap(self._proc)
         try:
             self._packet(adbwire.SHELL_EXIT, bytes([code & 0xFF]))
             self._stream.finish()
         except StreamClosed:
             pass
         finally:
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-            if self._master >= 0:
-                os.close(self._master)
+            self._end()
 
     def _packet(self, ident: int, data: bytes) -> None:
         with self._write_lock:
@@ -379,31 +411,24 @@ class _ShellProtocolSession:
         except StreamClosed:
             self._sandbox.kill(self._proc)
 
-    def _input(self, stdin_fd: int) -> None:
-        buf = bytearray()
+    def _take_input(self, data: bytes) -> None:
         header = adbwire.SHELL_HEADER
-        try:
-            while True:
-                buf += self._stream.read()
-                while len(buf) >= header.size:
-                    ident, length = header.unpack_from(buf)
-                    if len(buf) < header.size + length:
-                        break
-                    data = bytes(buf[header.size: header.size + length])
-                    del buf[: header.size + length]
-                    self._handle_input(ident, data, stdin_fd)
-        except (StreamClosed, OSError):
-            return
+        self._inbuf += data
+        while len(self._inbuf) >= header.size:
+            ident, length = header.unpack_from(self._inbuf)
+            if len(self._inbuf) < header.size + length:
+                return
+            payload = bytes(self._inbuf[header.size : header.size + length])
+            del self._inbuf[: header.size + length]
+            self._packet_in(ident, payload)
 
-    def _handle_input(self, ident: int, data: bytes, stdin_fd: int) -> None:
-        if ident == adbwire.SHELL_STDIN and not self._stdin_closed:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(stdin_fd, view):]
-        elif ident == adbwire.SHELL_CLOSE_STDIN and self._master < 0:
+    def _packet_in(self, ident: int, data: bytes) -> None:
+        if ident == adbwire.SHELL_STDIN:
+            self._write_stdin(data)
+        elif ident == adbwire.SHELL_CLOSE_STDIN and self._master < 0 and self._stdin_open:
             # PTYs cannot close just their input; adbd leaves them open.
+            self._stdin_open = False  # and so the fd number is never used again
             assert self._proc.stdin is not None
-            self._stdin_closed = True
             self._proc.stdin.close()
         elif ident == adbwire.SHELL_WINDOW_SIZE_CHANGE and self._master >= 0:
             try:

@@ -90,10 +90,6 @@ class Stream:
                 return
         callback()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def has_input(self) -> bool:
         with self._cv:
             return bool(self._inbox)

@@ -11,6 +11,7 @@ import pytest
 from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_pythonrsa import PythonRSASigner
+from adb_shell.exceptions import AdbTimeoutError, TcpTimeoutException
 from conftest import Adb
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
@@ -104,12 +105,12 @@ def test_an_unlisted_key_waits_and_a_refusing_phone_hangs_up(
 ) -> None:
     alice, bob = signers
     with EmulatedPhone(phone_dir, auth=AuthPolicy("keys", keys=(pub(bob),))) as phone:
-        with pytest.raises(Exception):
+        with pytest.raises(TcpTimeoutException):  # nobody taps Allow
             connect(phone, [alice], auth_timeout_s=0.5)
         assert host_auth_types(phone, 1) == [2, 3]  # signature, then the public key
         assert phone.trusted_keys == set()
     with EmulatedPhone(phone_dir, auth=AuthPolicy("refuse")) as phone:
-        with pytest.raises(Exception):
+        with pytest.raises((AdbTimeoutError, OSError)):  # hung up on
             connect(phone, [bob], read_timeout_s=0.5)
         assert phone.trusted_keys == set()
         assert phone.log.records(1)[-1].command == "AUTH"  # no CNXN ever
