@@ -12,10 +12,10 @@ from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.auth.keygen import keygen
 from adb_shell.auth.sign_pythonrsa import PythonRSASigner
 from adb_shell.exceptions import AdbTimeoutError, TcpTimeoutException
-from conftest import Adb
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
 from adbvoice.emulator.auth import parse_public_key
+from tests.emulator.helpers import Adb
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.exceptions import AdbCommandFailureException, AdbTimeoutError
-from conftest import FIVE_MB, Adb, RawHost, parse_sync_replies, sync_request
 
 from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone, Faults
+from tests.emulator.helpers import (
+    FIVE_MB,
+    Adb,
+    RawHostFactory,
+    parse_sync_replies,
+    sync_request,
+)
 
 W = adbwire
 NOTES = "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
@@ -45,9 +51,9 @@ def test_drop_closes_the_connection_mid_file_once(phone_dir: Path, tmp_path: Pat
         assert phone.connections_accepted == 2
 
 
-def test_stall_goes_silent_but_keeps_the_socket_open(raw_host: object, phone_dir: Path) -> None:
+def test_stall_goes_silent_but_keeps_the_socket_open(raw_host: RawHostFactory, phone_dir: Path) -> None:
     with EmulatedPhone(phone_dir, faults=Faults(stall_after_bytes=100_000)) as phone:
-        host: RawHost = raw_host(phone)  # type: ignore[operator]
+        host = raw_host(phone)
         host.connect()
         local, remote = host.open(b"sync:")
         host.send(W.A_WRTE, local, remote, sync_request(W.ID_RECV_V1, BIG.encode()))
@@ -86,7 +92,7 @@ def _data_chunks(data: bytes) -> list[bytes]:
 
 
 def test_fail_paths_refuse_recv_every_time_but_not_stat_or_list(
-    raw_host: object, phone_dir: Path, adb: Adb, tmp_path: Path
+    raw_host: RawHostFactory, phone_dir: Path, adb: Adb, tmp_path: Path
 ) -> None:
     with EmulatedPhone(phone_dir, faults=Faults(fail_paths="*/PTT-20240502-*")) as phone:
         d = device(phone)
@@ -96,7 +102,7 @@ def test_fail_paths_refuse_recv_every_time_but_not_stat_or_list(
         assert "PTT-20240502-WA0002.opus" in [bytes(f.filename).decode() for f in d.list(NOTES)]
         d.pull(BIG, str(tmp_path / "big"))
         d.close()
-        host: RawHost = raw_host(phone)  # type: ignore[operator]
+        host = raw_host(phone)
         host.connect()
         local, remote = host.open(b"sync:")
         host.send(W.A_WRTE, local, remote, sync_request(W.ID_RECV_V2, SMALL.encode()) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 0))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
-from conftest import FIVE_MB, Adb, tree
-
 from adbvoice.emulator import EmulatedPhone
+from tests.emulator.helpers import FIVE_MB, Adb, tree
 
 NOTES = "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
 

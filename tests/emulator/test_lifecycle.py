@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.exceptions import AdbTimeoutError
-from conftest import RawHost, bwrap_children
 
 from adbvoice.emulator import EmulatedPhone
+from tests.emulator.helpers import RawHost, bwrap_children
 
 
 def device(port: int) -> AdbDeviceTcp:

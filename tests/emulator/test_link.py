@@ -7,10 +7,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import RawHost, parse_sync_replies, sync_request
-
 from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone, LinkProfile
+from tests.emulator.helpers import RawHost, parse_sync_replies, sync_request
 
 W = adbwire
 N = 10

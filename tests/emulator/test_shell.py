@@ -8,10 +8,17 @@ import time
 from pathlib import Path
 
 from adb_shell.adb_device import AdbDeviceTcp
-from conftest import Adb, RawHost, bwrap_children, parse_sync_replies, sync_request
 
 from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from tests.emulator.helpers import (
+    Adb,
+    RawHost,
+    RawHostFactory,
+    bwrap_children,
+    parse_sync_replies,
+    sync_request,
+)
 
 W = adbwire
 
@@ -61,8 +68,8 @@ def test_the_sandbox_looks_like_a_phone(phone: EmulatedPhone) -> None:
     d.close()
 
 
-def test_a_pty_session_gets_window_size_and_an_exit_code(raw_host: object, phone: EmulatedPhone) -> None:
-    host: RawHost = raw_host(phone)  # type: ignore[operator]
+def test_a_pty_session_gets_window_size_and_an_exit_code(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    host = raw_host(phone)
     host.connect()
     local, remote = host.open(b"shell,v2,TERM=xterm-256color,pty:")
     # The shell's prompt may come at any time: one message at a time, answered in turn.
@@ -79,8 +86,8 @@ def test_a_pty_session_gets_window_size_and_an_exit_code(raw_host: object, phone
     assert out[W.SHELL_EXIT] == b"\x04"
 
 
-def test_stdin_and_its_close_reach_the_command(raw_host: object, phone: EmulatedPhone) -> None:
-    host: RawHost = raw_host(phone)  # type: ignore[operator]
+def test_stdin_and_its_close_reach_the_command(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    host = raw_host(phone)
     host.connect()
     local, remote = host.open(b"shell,v2,raw:wc -c; echo done >&2")
     host.send(W.A_WRTE, local, remote, packet(W.SHELL_STDIN, b"x" * 100_000))
@@ -91,8 +98,8 @@ def test_stdin_and_its_close_reach_the_command(raw_host: object, phone: Emulated
     assert out == {W.SHELL_STDOUT: b"100000\n", W.SHELL_STDERR: b"done\n", W.SHELL_EXIT: b"\0"}
 
 
-def test_closing_the_stream_kills_the_command(raw_host: object, phone: EmulatedPhone) -> None:
-    host: RawHost = raw_host(phone)  # type: ignore[operator]
+def test_closing_the_stream_kills_the_command(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    host = raw_host(phone)
     host.connect()
     local, remote = host.open(b"shell,v2,raw:echo started; sleep 30; echo > /sdcard/still-running")
     started = host.recv()

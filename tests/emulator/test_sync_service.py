@@ -12,17 +12,21 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import RawHost, parse_sync_replies, sync_request
-
 from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from tests.emulator.helpers import (
+    RawHost,
+    RawHostFactory,
+    parse_sync_replies,
+    sync_request,
+)
 
 W = adbwire
 NOTES = b"/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
 
 
-def open_sync(raw_host: object, phone: EmulatedPhone, **kwargs: object) -> tuple[RawHost, int, int]:
-    host: RawHost = raw_host(phone, **kwargs)  # type: ignore[operator]
+def open_sync(raw_host: RawHostFactory, phone: EmulatedPhone, **kwargs: object) -> tuple[RawHost, int, int]:
+    host = raw_host(phone, **kwargs)
     assert host.connect().name == "CNXN"
     local, remote = host.open(b"sync:")
     return host, local, remote
@@ -37,7 +41,7 @@ def ask(host: RawHost, local: int, remote: int, requests: list[tuple[bytes, byte
     return parse_sync_replies(host.read_until_close(local, remote), [i for i, _ in requests])
 
 
-def test_pipelined_requests_in_one_write_are_answered_in_order(raw_host: object, phone: EmulatedPhone) -> None:
+def test_pipelined_requests_in_one_write_are_answered_in_order(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone)
     small = NOTES + b"/PTT-20240502-WA0002.opus"
     answers = ask(host, local, remote, [
@@ -58,7 +62,7 @@ def test_pipelined_requests_in_one_write_are_answered_in_order(raw_host: object,
     assert answers[5] == b"a file name with a space\n"
 
 
-def test_requests_split_across_writes_are_reassembled(raw_host: object, phone: EmulatedPhone) -> None:
+def test_requests_split_across_writes_are_reassembled(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone)
     request = sync_request(W.ID_STAT_V2, b"/sdcard/Download") + sync_request(W.ID_LSTAT_V2, b"/sdcard")
     for piece in (request[:3], request[3:20], request[20:]):
@@ -69,7 +73,7 @@ def test_requests_split_across_writes_are_reassembled(raw_host: object, phone: E
     assert stat.S_ISLNK(replies[1][3]) and replies[1][7] == len("/storage/self/primary")
 
 
-def test_a_fail_ends_the_service_and_later_requests_are_not_answered(raw_host: object, phone: EmulatedPhone) -> None:
+def test_a_fail_ends_the_service_and_later_requests_are_not_answered(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone)
     answers = ask(host, local, remote, [(W.ID_RECV_V1, b"/sdcard/missing.opus"), (W.ID_STAT_V2, b"/sdcard")])
     assert answers == [("FAIL", "open failed: No such file or directory")]
@@ -82,7 +86,7 @@ def test_a_fail_ends_the_service_and_later_requests_are_not_answered(raw_host: o
     assert ask(host4, local4, remote4, [(W.ID_SEND_V1, b"/sdcard/x,0644")]) == [("FAIL", "unknown command 444e4553")]
 
 
-def test_sdcard_is_androids_symlink_chain_and_other_paths_do_not_exist(raw_host: object, phone: EmulatedPhone) -> None:
+def test_sdcard_is_androids_symlink_chain_and_other_paths_do_not_exist(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone)
     answers = ask(host, local, remote, [
         (W.ID_LSTAT_V2, b"/sdcard"),
@@ -105,7 +109,7 @@ def test_sdcard_is_androids_symlink_chain_and_other_paths_do_not_exist(raw_host:
     assert [name for _, name in listing] == [b".", b"..", b"with space.txt"]
 
 
-def test_names_are_raw_bytes(raw_host: object, phone: EmulatedPhone) -> None:
+def test_names_are_raw_bytes(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     name = b"PTT-\xff\xfe-not-utf8.opus"
     with open(os.path.join(os.fsencode(phone.root), b"Download", name), "wb") as f:
         f.write(b"latin1 note")
@@ -119,7 +123,7 @@ def test_names_are_raw_bytes(raw_host: object, phone: EmulatedPhone) -> None:
 
 
 def test_links_leading_out_of_phone_dir_are_listed_but_never_followed(
-    raw_host: object, phone: EmulatedPhone, tmp_path: Path
+    raw_host: RawHostFactory, phone: EmulatedPhone, tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
@@ -148,7 +152,7 @@ def test_links_leading_out_of_phone_dir_are_listed_but_never_followed(
     assert phone.file_bytes_sent == len(b"a file name with a space\n")
 
 
-def test_recv_v2_without_compression_and_refusing_unknown_flags(raw_host: object, phone: EmulatedPhone) -> None:
+def test_recv_v2_without_compression_and_refusing_unknown_flags(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone)
     path = b"/sdcard/Download/with space.txt"
     request = sync_request(W.ID_RECV_V2, path) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 0)
@@ -159,7 +163,7 @@ def test_recv_v2_without_compression_and_refusing_unknown_flags(raw_host: object
     assert answers == [b"a file name with a space\n", ("FAIL", "unknown flags: 1")]
 
 
-def test_file_data_is_cut_in_64k_chunks_and_writes_fit_the_hosts_maxdata(raw_host: object, phone: EmulatedPhone) -> None:
+def test_file_data_is_cut_in_64k_chunks_and_writes_fit_the_hosts_maxdata(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host, local, remote = open_sync(raw_host, phone, maxdata=4096)
     path = NOTES + b"/Sent/PTT-20240503-WA0003.opus"
     host.send(W.A_WRTE, local, remote, sync_request(W.ID_RECV_V1, path) + sync_request(W.ID_QUIT, b""))

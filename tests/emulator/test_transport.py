@@ -3,23 +3,27 @@ streams at once on one connection, flow control, and a host that breaks the rule
 
 from __future__ import annotations
 
-from conftest import RawHost, parse_sync_replies, sync_request
-
 from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from tests.emulator.helpers import (
+    RawHost,
+    RawHostFactory,
+    parse_sync_replies,
+    sync_request,
+)
 
 W = adbwire
 BIG = b"/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418/PTT-20240501-WA0001.opus"
 
 
-def connected(raw_host: object, phone: EmulatedPhone, **kwargs: object) -> RawHost:
-    host: RawHost = raw_host(phone, **kwargs)  # type: ignore[operator]
+def connected(raw_host: RawHostFactory, phone: EmulatedPhone, **kwargs: object) -> RawHost:
+    host = raw_host(phone, **kwargs)
     assert host.connect().name == "CNXN"
     return host
 
 
-def test_cnxn_negotiates_version_and_maxdata_and_announces_the_phone(raw_host: object, phone: EmulatedPhone) -> None:
-    host: RawHost = raw_host(phone, maxdata=256 * 1024)  # type: ignore[operator]
+def test_cnxn_negotiates_version_and_maxdata_and_announces_the_phone(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    host = raw_host(phone, maxdata=256 * 1024)
     reply = host.connect(version=W.A_VERSION_MIN)
     assert reply.name == "CNXN"
     assert (reply.arg0, reply.arg1) == (W.A_VERSION, 256 * 1024)  # adbd sends A_VERSION
@@ -31,18 +35,18 @@ def test_cnxn_negotiates_version_and_maxdata_and_announces_the_phone(raw_host: o
         "ro.product.device": "panther",
         "features": "shell_v2,stat_v2,ls_v2,sendrecv_v2",
     }
-    big: RawHost = raw_host(phone, maxdata=16 * 1024 * 1024)  # type: ignore[operator]
+    big = raw_host(phone, maxdata=16 * 1024 * 1024)
     assert big.connect().arg1 == W.MAX_PAYLOAD
 
 
-def test_messages_before_cnxn_are_ignored(raw_host: object, phone: EmulatedPhone) -> None:
-    host: RawHost = raw_host(phone)  # type: ignore[operator]
+def test_messages_before_cnxn_are_ignored(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    host = raw_host(phone)
     host.send(W.A_OPEN, 1, 0, b"sync:\0")
     assert host.connect().name == "CNXN"  # the first thing the phone says
     assert phone.log.count("OKAY", direction="device") == 0
 
 
-def test_several_streams_share_one_connection(raw_host: object, phone: EmulatedPhone) -> None:
+def test_several_streams_share_one_connection(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host = connected(raw_host, phone)
     pull_local, pull_remote = host.open(b"sync:")
     host.send(W.A_WRTE, pull_local, pull_remote, sync_request(W.ID_RECV_V1, BIG))
@@ -77,7 +81,7 @@ def test_several_streams_share_one_connection(raw_host: object, phone: EmulatedP
     assert phone.protocol_violations == []
 
 
-def test_a_second_write_before_the_phones_okay_closes_the_connection(raw_host: object, phone: EmulatedPhone) -> None:
+def test_a_second_write_before_the_phones_okay_closes_the_connection(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host = connected(raw_host, phone)
     local, remote = host.open(b"sync:")
     host.send(W.A_WRTE, local, remote, sync_request(W.ID_RECV_V1, BIG))
@@ -91,13 +95,13 @@ def test_a_second_write_before_the_phones_okay_closes_the_connection(raw_host: o
     assert "before our OKAY" in phone.protocol_violations[0]
 
 
-def test_garbage_and_bad_checksums_close_the_connection(raw_host: object, phone: EmulatedPhone) -> None:
-    garbage: RawHost = raw_host(phone)  # type: ignore[operator]
+def test_garbage_and_bad_checksums_close_the_connection(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    garbage = raw_host(phone)
     garbage.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     garbage.sock.settimeout(5)
     assert garbage.sock.recv(1) == b""
     # Before A_VERSION_SKIP_CHECKSUM the payload checksum is checked (old adbd did).
-    old: RawHost = raw_host(phone)  # type: ignore[operator]
+    old = raw_host(phone)
     banner = b"host::"
     old.sock.sendall(W.HEADER.pack(W.A_CNXN, W.A_VERSION_MIN, 4096, len(banner), 12345, W.A_CNXN ^ 0xFFFFFFFF) + banner)
     old.sock.settimeout(5)
@@ -112,7 +116,7 @@ def test_garbage_and_bad_checksums_close_the_connection(raw_host: object, phone:
     assert len(phone.protocol_violations) == 2
 
 
-def test_unknown_services_and_delayed_acks_are_refused_with_clse(raw_host: object, phone: EmulatedPhone) -> None:
+def test_unknown_services_and_delayed_acks_are_refused_with_clse(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host = connected(raw_host, phone)
     for arg1, service in ((0, b"reboot:\0"), (0, b"jdwp\0"), (0, b"shell\0"), (4096, b"sync:\0")):
         host.send(W.A_OPEN, 7, arg1, service)
@@ -120,7 +124,7 @@ def test_unknown_services_and_delayed_acks_are_refused_with_clse(raw_host: objec
         assert (reply.name, reply.arg0, reply.arg1) == ("CLSE", 0, 7)
 
 
-def test_close_is_answered_once_and_strays_get_a_clse(raw_host: object, phone: EmulatedPhone) -> None:
+def test_close_is_answered_once_and_strays_get_a_clse(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
     host = connected(raw_host, phone)
     local, remote = host.open(b"sync:")
     host.send(W.A_CLSE, local, remote)
