@@ -11,12 +11,15 @@ import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from adbvoice.emulator.storage import FileStat
 
 DROP = "drop"
 STALL = "stall"
 FAIL_PATH = "fail_path"
 GROW = "grow"
+LIE_SIZE = "lie_size"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Faults:
     grow_paths: fnmatch pattern; while such a file is being sent, after its first chunk,
         `grow_bytes` are appended to it on disk and its mtime moves on by >= 1 s, as for a
         voice note still being recorded. Fires `grow_times` times per file.
+    lie_size_paths: fnmatch pattern; LIST and STAT answers claim such a file holds
+        `lie_size` bytes (a phone whose storage reports nonsense), while RECV still sends
+        its real bytes. Fires for every answer that lies.
     """
 
     drop_after_bytes: int | None = None
@@ -40,6 +46,8 @@ class Faults:
     grow_paths: str | None = None
     grow_bytes: int = 4096
     grow_times: int = 1
+    lie_size_paths: str | None = None
+    lie_size: int = 2**62
 
     def __post_init__(self) -> None:
         for name in ("drop_after_bytes", "stall_after_bytes"):
@@ -48,6 +56,8 @@ class Faults:
                 raise ValueError(f"{name} must be >= 0")
         if self.grow_bytes < 1 or self.grow_times < 0:
             raise ValueError("grow_bytes must be >= 1 and grow_times >= 0")
+        if not 0 <= self.lie_size < 2**64:
+            raise ValueError("lie_size must fit the sync protocol's 64-bit size")
 
 
 class FaultState:
@@ -68,6 +78,15 @@ class FaultState:
         with self._lock:
             self.fired[FAIL_PATH] += 1
         return True
+
+    def claimed(self, phone_path: str, st: FileStat) -> FileStat:
+        """The stat to answer with: `st`, or `st` with a lying size for a matching path."""
+        pattern = self.faults.lie_size_paths
+        if pattern is None or not fnmatch.fnmatchcase(phone_path, pattern):
+            return st
+        with self._lock:
+            self.fired[LIE_SIZE] += 1
+        return replace(st, size=self.faults.lie_size)
 
     def admit(self, nbytes: int) -> tuple[int, str | None]:
         """Account for a chunk of file data about to be served.

@@ -126,7 +126,7 @@ class SyncService:
     def _lstat_v1(self, path: bytes) -> None:
         # adbd ignores lstat's result here: a missing file is all zeros.
         try:
-            st = self._storage.stat(path, follow=False)
+            st = self._claimed(path, self._storage.stat(path, follow=False))
             mode, size, mtime = st.mode, st.size, st.mtime
         except OSError:
             mode = size = mtime = 0
@@ -138,7 +138,7 @@ class SyncService:
 
     def _stat_v2(self, ident: bytes, path: bytes) -> None:
         try:
-            st = self._storage.stat(path, follow=ident == adbwire.ID_STAT_V2)
+            st = self._claimed(path, self._storage.stat(path, follow=ident == adbwire.ID_STAT_V2))
         except OSError as e:
             self._send(adbwire.SYNC_STAT_V2.pack(ident, e.errno or errno.EIO, *(0,) * 10))
             return
@@ -152,7 +152,7 @@ class SyncService:
             names = []  # opendir failed: adbd just says DONE
         for name in names:
             try:
-                st = self._storage.entry_stat(directory, name)
+                st = self._claimed(path.rstrip(b"/") + b"/" + name, self._storage.entry_stat(directory, name))
             except OSError as e:
                 if not v2:
                     continue  # v1 skips entries it cannot lstat
@@ -176,6 +176,9 @@ class SyncService:
         # DONE is a zeroed dent of the same version (adbd memsets the struct).
         done = adbwire.SYNC_DENT_V2 if v2 else adbwire.SYNC_DENT_V1
         self._send(adbwire.ID_DONE + bytes(done.size - len(adbwire.ID_DONE)))
+
+    def _claimed(self, path: bytes, st: FileStat) -> FileStat:
+        return self._faults.claimed(path.decode("utf-8", "surrogateescape"), st)
 
     def _recv_v2(self, path: bytes) -> None:
         # adbd reads the setup packet without checking its id, only its flags.

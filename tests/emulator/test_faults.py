@@ -135,3 +135,16 @@ def test_grow_appends_to_a_note_while_it_is_sent(phone_dir: Path, tmp_path: Path
         d.pull(SMALL, str(tmp_path / "other"))
         assert phone.faults_fired["grow"] == 1
         assert len(original) == FIVE_MB and os.path.getsize(tmp_path / "other") == 3004
+
+
+def test_lie_size_claims_an_absurd_size_in_list_and_stat_but_sends_the_real_bytes(
+    phone_dir: Path, tmp_path: Path
+) -> None:
+    with EmulatedPhone(phone_dir, faults=Faults(lie_size_paths="*/PTT-20240502-*", lie_size=2**40)) as phone:
+        d = device(phone)
+        listed = {bytes(f.filename).decode(): f.size for f in d.list(NOTES)}
+        assert listed["PTT-20240502-WA0002.opus"] == 2**40 & 0xFFFFFFFF  # sync v1 carries 32 bits
+        assert listed["PTT-20240501-WA0001.opus"] == FIVE_MB
+        d.pull(SMALL, str(tmp_path / "small"))
+        assert (tmp_path / "small").read_bytes() == on_disk(phone, SMALL).read_bytes()
+        assert phone.faults_fired["lie_size"] >= 1
