@@ -189,7 +189,14 @@ class Connection:
         self.phone.log.append(
             PacketRecord(time.monotonic(), self.id, "host", name, arg0, arg1, len(data), service)
         )
-        if self.version < adbwire.A_VERSION_SKIP_CHECKSUM and adbwire.payload_checksum(data) != check:
+        # Only a host that negotiated the legacy version is held to checksums. The CNXN
+        # itself is not checked: a host reconnecting on a transport that already agreed
+        # to skip them sends 0 (adb's transport.cpp, send_packet), and adbd accepts it.
+        if (
+            self._cnxn_seen
+            and self.version < adbwire.A_VERSION_SKIP_CHECKSUM
+            and adbwire.payload_checksum(data) != check
+        ):
             self._violation(f"{name} payload checksum mismatch")
             return
         if command == adbwire.A_CNXN:

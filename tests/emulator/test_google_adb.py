@@ -89,3 +89,16 @@ def test_adb_ls_sees_sync_listing_with_dot_entries(adb: Adb, phone: EmulatedPhon
     names = [line.split(" ", 3)[3] for line in listing]
     assert names[:2] == [".", ".."] and "with space.txt" in names
     adb.disconnect(phone)
+
+
+def test_adb_reconnects_by_itself_to_a_phone_that_left_and_came_back(adb: Adb, phone: EmulatedPhone) -> None:
+    adb.connect(phone)
+    phone.stop()
+    assert adb.wait_state(phone.address, "offline", timeout=10) == "offline"
+    phone.start()
+    # adb retries a lost TCP device on its own schedule (about 10 s after the loss);
+    # its CNXN then carries no checksum, as the transport had agreed to skip them.
+    assert adb.wait_state(phone.address, "device", timeout=30) == "device"
+    assert adb.run("-s", phone.address, "shell", "echo back").stdout == b"back\n"
+    assert phone.protocol_violations == []
+    adb.disconnect(phone)

@@ -100,17 +100,17 @@ def test_garbage_and_bad_checksums_close_the_connection(raw_host: RawHostFactory
     garbage.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     garbage.sock.settimeout(5)
     assert garbage.sock.recv(1) == b""
-    # Before A_VERSION_SKIP_CHECKSUM the payload checksum is checked (old adbd did).
+    # A host that negotiated the legacy version is held to checksums (old adbd was).
     old = raw_host(phone)
-    banner = b"host::"
-    old.sock.sendall(W.HEADER.pack(W.A_CNXN, W.A_VERSION_MIN, 4096, len(banner), 12345, W.A_CNXN ^ 0xFFFFFFFF) + banner)
+    assert old.connect(version=W.A_VERSION_MIN).name == "CNXN"
+    service = b"sync:\0"
+    old.sock.sendall(W.HEADER.pack(W.A_OPEN, 9, 0, len(service), 12345, W.A_OPEN ^ 0xFFFFFFFF) + service)
     old.sock.settimeout(5)
     assert old.sock.recv(1) == b""
     assert len(phone.protocol_violations) == 2
     assert "checksum" in phone.protocol_violations[1]
     # Once both sides speak A_VERSION_SKIP_CHECKSUM, nobody checks it.
     new = connected(raw_host, phone)
-    service = b"sync:\0"
     new.sock.sendall(W.HEADER.pack(W.A_OPEN, 9, 0, len(service), 0, W.A_OPEN ^ 0xFFFFFFFF) + service)
     assert new.recv().name == "OKAY"
     assert len(phone.protocol_violations) == 2
