@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -102,6 +103,49 @@ class NoteRow:
 _NOTE_COLUMNS = [f for f in NoteRow.__dataclass_fields__ if f not in ("id",)]
 
 
+@dataclass(frozen=True)
+class SightingRow:
+    device_serial: str
+    phone_path: bytes
+    size: int
+    mtime: int
+    note_id: int
+    first_seen: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    started_at: str
+    ended_at: str | None
+    device_serial: str | None
+    device_model: str | None
+    transport: str | None
+    outcome: str | None
+    exit_code: int | None
+    new_notes: int | None
+    already_archived: int | None
+    warnings: int | None
+    errors: int | None
+    bytes_copied: int | None
+    message: str | None
+
+
+_SIGHTING_COLUMNS = list(SightingRow.__dataclass_fields__)
+_RUN_COLUMNS = list(RunRow.__dataclass_fields__)
+
+
+@dataclass
+class Salvage:
+    """What could still be read from a catalog that may be damaged: the rows read before
+    the first error of each table, and that error."""
+
+    notes: list[NoteRow] = field(default_factory=list)
+    sightings: list[SightingRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    problem: str | None = None
+
+
 class Catalog:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -136,6 +180,32 @@ class Catalog:
     def close(self) -> None:
         self._db.close()
 
+    @staticmethod
+    def salvage(path: Path) -> Salvage:
+        """Read every row still readable from a catalog that may be damaged, table by table,
+        in storage order (no index is trusted), never writing to it."""
+        found = Salvage()
+        try:
+            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            found.problem = str(exc)
+            return found
+        tables = (
+            ("notes", ["id", *_NOTE_COLUMNS], _note, found.notes),
+            ("sightings", _SIGHTING_COLUMNS, _sighting, found.sightings),
+            ("runs", _RUN_COLUMNS, _run, found.runs),
+        )
+        try:
+            for table, columns, make, into in tables:
+                try:
+                    for row in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
+                        into.append(make(row))
+                except sqlite3.DatabaseError as exc:
+                    found.problem = found.problem or f"{table}: {exc}"
+        finally:
+            db.close()
+        return found
+
     # --- what is known -------------------------------------------------------------
 
     def known_sightings(self, device_serial: str) -> dict[bytes, tuple[int, int]]:
@@ -167,6 +237,23 @@ class Catalog:
     def count_notes(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM notes").fetchone()[0]
 
+    def note_by_id(self, note_id: int) -> NoteRow | None:
+        row = self._db.execute(
+            f"SELECT id, {', '.join(_NOTE_COLUMNS)} FROM notes WHERE id = ?", (note_id,)
+        ).fetchone()
+        return _note(row) if row else None
+
+    def sightings_of(self, note_id: int) -> list[SightingRow]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(_SIGHTING_COLUMNS)} FROM sightings WHERE note_id = ? ORDER BY first_seen, phone_path",
+            (note_id,),
+        )
+        return [_sighting(row) for row in rows]
+
+    def runs(self) -> list[RunRow]:
+        rows = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY id")
+        return [_run(row) for row in rows]
+
     # --- writing -------------------------------------------------------------------
 
     def add_note(self, note: NoteRow, *, device_serial: str, phone_path: bytes, mtime: int) -> int:
@@ -193,6 +280,25 @@ class Catalog:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (device_serial, phone_path, size, mtime, note_id, utc_now()),
         )
+
+    def restore(self, runs: Iterable[RunRow], notes: Iterable[NoteRow], sightings: Iterable[SightingRow]) -> None:
+        """Fill a new catalog in one transaction (a rebuild): runs and sightings as they
+        were, notes with their old id where they have one, else a new one."""
+        with self._transaction():
+            self._db.executemany(
+                f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
+                ([getattr(run, c) for c in _RUN_COLUMNS] for run in runs),
+            )
+            columns = ["id", *_NOTE_COLUMNS]
+            self._db.executemany(
+                f"INSERT INTO notes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                # old ids first: a new note's id is max(id) + 1 when it is inserted
+                ([getattr(note, c) for c in columns] for note in sorted(notes, key=lambda n: n.id is None)),
+            )
+            self._db.executemany(
+                f"INSERT INTO sightings ({', '.join(_SIGHTING_COLUMNS)}) VALUES ({', '.join('?' * len(_SIGHTING_COLUMNS))})",
+                ([getattr(seen, c) for c in _SIGHTING_COLUMNS] for seen in sightings),
+            )
 
     def start_run(self, *, device_serial: str, device_model: str, transport: str) -> int:
         with self._transaction():
@@ -241,6 +347,19 @@ class _Transaction:
             self._db.execute("ROLLBACK")
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[Catalog]:
+    """The catalog opened read-only for a command that only looks. A catalog found damaged
+    part-way through (a malformed page) is as unreadable as one that will not open."""
+    catalog = Catalog.open(path, read_only=True)
+    try:
+        yield catalog
+    except sqlite3.DatabaseError as exc:
+        raise errors.NotAnArchiveError(f"the catalog {path} is unreadable: {exc}") from exc
+    finally:
+        catalog.close()
+
+
 def _write_error(exc: sqlite3.OperationalError) -> errors.AdbVoiceError:
     if "full" in str(exc):
         return errors.DiskFullError(f"the archive's disk is full (writing the catalog: {exc})")
@@ -253,3 +372,13 @@ def _note(row: tuple) -> NoteRow:
     if values["phone_path_raw"] is not None:
         values["phone_path_raw"] = bytes(values["phone_path_raw"])
     return NoteRow(id=note_id, **values)
+
+
+def _sighting(row: tuple) -> SightingRow:
+    values = dict(zip(_SIGHTING_COLUMNS, row))
+    values["phone_path"] = bytes(values["phone_path"])
+    return SightingRow(**values)
+
+
+def _run(row: tuple) -> RunRow:
+    return RunRow(**dict(zip(_RUN_COLUMNS, row)))

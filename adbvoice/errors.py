@@ -111,6 +111,11 @@ class NotAnArchiveError(AdbVoiceError):
     summary = "the folder is not an adbvoice archive, or its catalog is unreadable"
 
 
+class UnknownNoteError(AdbVoiceError):
+    exit_code = 25
+    summary = "no such note in the archive's catalog"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

@@ -77,6 +77,27 @@ def read_audio_info(path: Path) -> AudioInfo:
         return AudioInfo(error=f"cannot read file: {e.strerror or e}")
 
 
+def read_tags(path: Path) -> dict[str, list[str]]:
+    """The file's tags (Vorbis comments, ID3 frames, MP4 atoms) as text, for `info`;
+    binary values (cover art) as their length. Never raises, never writes: {} when none."""
+    try:
+        with open(path, "rb") as f:
+            tags = mutagen.File(f).tags
+            return {str(key): [_tag_text(v) for v in _values(tags[key])] for key in tags.keys()}
+    except Exception:  # unreadable, not audio, or no tags: there are none to show
+        return {}
+
+
+def _values(value: object) -> list[object]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _tag_text(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return _short(str(value), 200)
+
+
 def _read(f: BinaryIO, size: int) -> AudioInfo:
     if size == 0:
         return AudioInfo(error="empty file")

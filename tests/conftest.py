@@ -3,7 +3,9 @@ both in-process (Typer's runner) and as a real subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -67,6 +69,40 @@ def archive(tmp_path) -> Path:
     return tmp_path / "archive"
 
 
+@dataclass(frozen=True)
+class BackedUp:
+    """An archive filled by real backups, shared by a test module: read it, or `copy()` it."""
+
+    root: Path
+    tree: PhoneTree
+    notes: list[dict]  # `ls --json` right after the backups
+
+    def copy(self, where: Path) -> Path:
+        target = where / "archive"
+        shutil.copytree(self.root, target, symlinks=True)
+        return target
+
+
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory, session_key) -> BackedUp:
+    """Two real backups from the emulated phone, once per module: its voice notes (broken
+    ones included), then its WhatsApp Audio files too — two runs in the catalog."""
+    base = tmp_path_factory.mktemp("backed-up")
+    tree = build_phone_tree(base / "sdcard", notes=24)
+    root = base / "archive"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "UTC")
+        patch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+        time.tzset()
+        with EmulatedPhone(tree.root) as phone:
+            for extra in ([], ["--include-audio"]):
+                result = run_cli("backup", root, "--tcp", phone.address, "--adb-key", session_key, *extra)
+                assert result.exit_code in (0, 3), result.stderr
+        listed = run_cli("ls", root, "--json")
+    time.tzset()
+    return BackedUp(root, tree, json.loads(listed.stdout))
+
+
 @dataclass
 class Outcome:
     exit_code: int
@@ -96,3 +132,24 @@ def archived_files(archive: Path) -> dict[str, bytes]:
         for p in archive.rglob("*")
         if p.is_file() and ".adbvoice" not in p.relative_to(archive).parts
     }
+
+
+def run_on_terminal(*args: str, timeout: float = 60) -> Outcome:
+    """The CLI as a subprocess whose stdout is a terminal (a pty): what a person sees."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adbvoice", *[str(a) for a in args]], stdout=terminal, stderr=subprocess.PIPE, text=True
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stderr = process.communicate(timeout=timeout)[1]
+    os.close(controller)
+    return Outcome(process.returncode, shown.decode("utf-8", "replace").replace("\r\n", "\n"), stderr)
