@@ -12,7 +12,7 @@ from typing import NoReturn
 from adbvoice.emulator.auth import MODES, AuthPolicy
 from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.phone import EmulatedPhone
-from adbvoice.emulator.shell import SandboxError
+from adbvoice.emulator.sandbox import SandboxError
 
 PROG = "python -m adbvoice.emulator"
 EXIT_ERROR = 1

@@ -15,8 +15,8 @@ from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.log import PacketLog
+from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
-from adbvoice.emulator.shell import Sandbox, SandboxError
 from adbvoice.emulator.storage import PhoneStorage
 
 logger = logging.getLogger(__name__)

@@ -22,13 +22,16 @@ from adbvoice.emulator.auth import Gatekeeper
 from adbvoice.emulator.faults import DROP, FaultState
 from adbvoice.emulator.link import DelayLine, LinkProfile
 from adbvoice.emulator.log import PacketLog, PacketRecord
+from adbvoice.emulator.sandbox import SH, Sandbox
 from adbvoice.emulator.services import ShellRequest, SyncRequest, parse_service
-from adbvoice.emulator.shell import SH, Sandbox, report_error, run_shell
+from adbvoice.emulator.shell import report_error, run_shell
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.stream import Stream
 from adbvoice.emulator.sync import SyncService
 
 logger = logging.getLogger(__name__)
+
+_WRITER_EXIT_S = 5.0
 
 # A received message: command, arg0, arg1, data_check, payload.
 _Packet = tuple[int, int, int, int, bytes]
@@ -133,6 +136,9 @@ class Connection:
             pass
         finally:
             self.close()
+            # The writer may be inside sendall(): let it fail on the shut-down socket
+            # before the descriptor is closed and its number reused.
+            self._out.join(_WRITER_EXIT_S)
             reader.close()
             self._sock.close()
 
