@@ -37,8 +37,17 @@ def test_adb_shell_runs_androids_userland_with_exit_codes(adb: Adb, phone: Emula
     assert (split.stdout, split.stderr, split.returncode) == (b"out\n", b"err\n", 7)
     stdin = adb.run(*s, "shell", "cat", stdin=b"piped through shell v2\n")
     assert stdin.stdout == b"piped through shell v2\n"
-    # Shell v2 for `adb shell CMD`, raw PTY for exec-out (services.cpp).
-    assert phone.log.services()[:1] == ["shell,v2,TERM=xterm,raw:ls /sdcard"]
+    script = adb.run(*s, "shell", stdin=b"echo from a script; exit 5\n")  # no command: a shell reading stdin
+    assert (script.stdout, script.returncode) == (b"from a script\n", 5)
+    # What adb asks for: shell v2 without a PTY when stdin is not a terminal.
+    assert phone.log.services() == [
+        "shell,v2,TERM=xterm,raw:ls /sdcard",
+        "shell,v2,TERM=xterm,raw:exit 3",
+        "shell,v2,TERM=xterm,raw:getprop ro.product.model",
+        "shell,v2,TERM=xterm,raw:echo out; echo err >&2; exit 7",
+        "shell,v2,TERM=xterm,raw:cat",
+        "shell,v2,TERM=xterm,raw:",
+    ]
     adb.disconnect(phone)
 
 
