@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 TOOLS = ("bwrap", "mksh", "toybox", "setsid")
@@ -93,6 +94,8 @@ class Sandbox:
         """Build /system/bin and check that a command runs; raises SandboxError."""
         self._tools = find_tools()
         self._dir = tempfile.mkdtemp(prefix="adbvoice-phone-")
+        # Removed by close(), or at interpreter exit for a phone nobody stopped.
+        self._remove_dir = weakref.finalize(self, shutil.rmtree, self._dir, True)
         bin_dir = os.path.join(self._dir, "system", "bin")
         os.makedirs(bin_dir)
         applets = subprocess.run(
@@ -132,7 +135,7 @@ class Sandbox:
         for proc in procs:
             _kill(proc)
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self._remove_dir()
             self._dir = None
 
     def argv(self, command: bytes | None, pty: bool = False) -> list[str | bytes]:
