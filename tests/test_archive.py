@@ -55,12 +55,12 @@ def test_a_taken_name_gets_a_suffix_and_the_old_note_is_untouched(tmp_path):
 
 
 def test_the_same_bytes_already_at_the_name_are_adopted_not_copied_twice(tmp_path):
-    archive = Archive.open(tmp_path, create=True)
+    archive = Archive.open(tmp_path / "archive", create=True)
     archive.publish(sealed(archive, b"voice"), PurePosixPath("a.opus"), never_same)
     temp = sealed(archive, b"voice")
     again = archive.publish(temp, PurePosixPath("a.opus"), lambda existing: Copier._same(existing, temp))
     assert again.adopted and again.relpath == PurePosixPath("a.opus")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".adbvoice", "a.opus"]
+    assert sorted(p.name for p in archive.root.iterdir()) == [".adbvoice", "a.opus"]
 
 
 def test_a_symlink_planted_in_the_archive_is_not_followed(tmp_path):
