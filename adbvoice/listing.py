@@ -43,7 +43,7 @@ class NoteFilter:
 
     def matches(self, note: NoteRow) -> bool:
         day = note.recorded_on or ""
-        if self.since and not day >= self.since.isoformat():
+        if self.since and day < self.since.isoformat():  # an undated note ("") is before any day
             return False
         if self.until and not (day and day <= self.until.isoformat()):
             return False

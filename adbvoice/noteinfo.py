@@ -16,6 +16,7 @@ from adbvoice.catalog import NoteRow, SightingRow, reading
 from adbvoice.layout import PRIVATE_DIR
 from adbvoice.listing import minutes_seconds, note_json
 from adbvoice.metadata import AudioInfo, read_audio_info, read_tags
+from adbvoice.sources import is_audio_name
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def _archive_above(path: Path) -> Path:
 
 
 def _unknown(reference: str, archive: Archive, relpath: PurePosixPath) -> errors.UnknownNoteError:
-    if relpath.parts and archive.path_of(relpath).is_file():
+    catalogable = relpath.parts and relpath.parts[0] != PRIVATE_DIR and is_audio_name(relpath.name)
+    if catalogable and archive.path_of(relpath).is_file():
         return errors.UnknownNoteError(
             f"{reference} is in the archive but not in its catalog (`adbvoice catalog rebuild` catalogues it)"
         )

@@ -55,6 +55,7 @@ class RebuildReport:
     missing: list[str] = field(default_factory=list)  # the old catalog's notes whose file is gone
     changed: list[str] = field(default_factory=list)  # files whose bytes are not those archived
     skipped: list[str] = field(default_factory=list)  # not notes: other files, symbolic links
+    unreadable: list[str] = field(default_factory=list)  # note files that could not be read at all
     sightings: int = 0
     runs: int = 0
     backup: str | None = None  # the old catalog's copy, relative to the archive
@@ -78,6 +79,7 @@ class RebuildReport:
             "without where it came from"
             for path in self.changed
         ]
+        found += [f"{problem}; not catalogued" for problem in self.unreadable]
         return found
 
     @property
@@ -115,7 +117,7 @@ def rebuild_catalog(root: Path) -> RebuildReport:
         old = Catalog.salvage(archive.catalog_path) if archive.catalog_path.exists() else Salvage()
         report.old_problem = old.problem
         found = _scan(archive, report)
-        notes, sightings = _merge(found, old, report)
+        notes, sightings = _merge(found, old, report, archive)
         fresh = archive.tmp / f"catalog-{secrets.token_hex(4)}.sqlite"
         try:
             catalog = Catalog.open(fresh)
@@ -154,15 +156,20 @@ def _scan(archive: Archive, report: RebuildReport) -> list[FoundFile]:
             elif not is_audio_name(name) or not path.is_file():
                 report.skipped.append(f"{relpath} (not an audio file)")
             else:
-                status = path.stat()
-                found.append(
-                    FoundFile(relpath, file_sha256(path), status.st_size, int(status.st_mtime), read_audio_info(path))
-                )
+                try:
+                    status = path.stat()
+                    sha256 = file_sha256(path)
+                except OSError as exc:
+                    report.unreadable.append(f"{relpath}: cannot be read ({exc.strerror or exc})")
+                    continue
+                found.append(FoundFile(relpath, sha256, status.st_size, int(status.st_mtime), read_audio_info(path)))
     report.files = len(found)
     return found
 
 
-def _merge(found: list[FoundFile], old: Salvage, report: RebuildReport) -> tuple[list[NoteRow], list[SightingRow]]:
+def _merge(
+    found: list[FoundFile], old: Salvage, report: RebuildReport, archive: Archive
+) -> tuple[list[NoteRow], list[SightingRow]]:
     """The new notes and sightings: each file matched to the old note at its path with the
     same bytes, else to an old note with the same bytes elsewhere (moved inside the archive)."""
     by_path = {n.archive_path: n for n in old.notes}
@@ -173,19 +180,16 @@ def _merge(found: list[FoundFile], old: Salvage, report: RebuildReport) -> tuple
     used: set[int] = set()
     for file in found:
         before = by_path.get(file.relpath)
-        if before is None:
-            continue
-        used.add(before.id)  # its path is taken: a changed file's old note is not "missing"
-        if before.sha256 == file.sha256:
+        if before is not None and before.sha256 == file.sha256:
             matched[file.relpath] = before
-        else:
-            report.changed.append(file.relpath)
+            used.add(before.id)
     for file in found:
         if file.relpath not in matched:
             spare = next((n for n in by_sha.get(file.sha256, []) if n.id not in used), None)
             if spare is not None:
                 used.add(spare.id)
                 matched[file.relpath] = spare
+    report.changed = [f.relpath for f in found if f.relpath not in matched and f.relpath in by_path]
     run_ids = {run.id for run in old.runs}
     now = utc_now()
     notes = [_note_row(file, matched.get(file.relpath), run_ids, now) for file in found]
@@ -193,7 +197,10 @@ def _merge(found: list[FoundFile], old: Salvage, report: RebuildReport) -> tuple
     sightings = [s for s in old.sightings if s.note_id in kept_ids]
     report.carried = len(matched)
     report.uncatalogued = [f.relpath for f in found if f.relpath not in matched]
-    report.missing = sorted(n.archive_path for n in old.notes if n.id not in used)
+    report.missing = sorted(  # a changed or unreadable file's old note is not missing
+        n.archive_path for n in old.notes
+        if n.id not in used and not os.path.lexists(archive.path_of(PurePosixPath(n.archive_path)))
+    )
     report.sightings, report.runs = len(sightings), len(old.runs)
     return notes, sightings
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adbvoice import rebuild
 from adbvoice.archive import Archive
+from adbvoice.catalog import Catalog
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import archived_files, run_cli, run_on_terminal
 
@@ -220,6 +222,7 @@ def test_info_on_an_unknown_note_is_one_line(backed_up, tmp_path):
     stray = archive / "2021" / "stray.opus"
     shutil.copy(FIXTURES / "voice-1s.opus", stray)
     assert "catalog rebuild" in one_line_error(run_cli("info", stray), 25)
+    assert "catalog rebuild" not in one_line_error(run_cli("info", archive / ".adbvoice" / "lock"), 25)
     elsewhere = tmp_path / "voice-1s.opus"
     shutil.copy(FIXTURES / "voice-1s.opus", elsewhere)
     assert "not inside an adbvoice archive" in one_line_error(run_cli("info", elsewhere), 24)
@@ -268,9 +271,12 @@ def test_rebuild_after_deleting_the_catalog_gives_the_same_notes_hashes_and_meta
 def test_rebuild_handles_moved_deleted_changed_and_uncatalogued_files(backed_up, tmp_path):
     archive = backed_up.copy(tmp_path)
     voice = [n for n in backed_up.notes if n["source"] == "voice" and not n["audio_error"]]
-    moved, deleted, changed = voice[:3]
+    moved, deleted, changed, swap_a, swap_b = voice[:5]
     (archive / "keep").mkdir()
     os.rename(archive / moved["archive_path"], archive / "keep" / "favourite.opus")
+    os.rename(archive / swap_a["archive_path"], archive / "swapping")
+    os.rename(archive / swap_b["archive_path"], archive / swap_a["archive_path"])
+    os.rename(archive / "swapping", archive / swap_b["archive_path"])
     (archive / deleted["archive_path"]).unlink()
     shutil.copy(FIXTURES / "voice-4s.opus", archive / changed["archive_path"])
     (archive / "2023/01/02").mkdir(parents=True)
@@ -288,6 +294,8 @@ def test_rebuild_handles_moved_deleted_changed_and_uncatalogued_files(backed_up,
     rows = {n["archive_path"]: n for n in ls_json(archive)}
     assert rows["keep/favourite.opus"]["phone_path"] == moved["phone_path"]
     assert rows["keep/favourite.opus"]["id"] == moved["id"]
+    assert rows[swap_a["archive_path"]]["phone_path"] == swap_b["phone_path"]  # facts follow the bytes
+    assert rows[swap_b["archive_path"]]["phone_path"] == swap_a["phone_path"]
     assert rows[changed["archive_path"]]["phone_path"] is None
     assert rows[changed["archive_path"]]["sha256"] == hashlib.sha256((FIXTURES / "voice-4s.opus").read_bytes()).hexdigest()
     new = rows["2023/01/02/PTT-20230102-WA0007.opus"]
@@ -297,6 +305,25 @@ def test_rebuild_handles_moved_deleted_changed_and_uncatalogued_files(backed_up,
     recopied = {n["phone_path"] for n in json.loads(run_cli("ls", archive, "--json").stdout)}
     assert again.stdout.startswith("2 new voice notes"), again.stdout
     assert {deleted["phone_path"], changed["phone_path"]} <= recopied
+
+
+def test_a_note_file_that_cannot_be_read_is_reported_not_a_crash(backed_up, tmp_path, monkeypatch):
+    archive = backed_up.copy(tmp_path)
+    victim = backed_up.notes[0]["archive_path"]
+    real_hash = rebuild.file_sha256
+
+    def refuse(path):
+        if path == archive / victim:
+            raise PermissionError(13, "Permission denied")
+        return real_hash(path)
+
+    monkeypatch.setattr(rebuild, "file_sha256", refuse)
+    result = run_cli("catalog", "rebuild", archive)
+
+    assert result.exit_code == 3
+    assert f"{victim}: cannot be read (Permission denied); not catalogued" in result.stderr
+    assert "its file is gone" not in result.stderr
+    assert paths(ls_json(archive)) == paths(backed_up.notes[1:])
 
 
 def test_rebuild_over_a_corrupt_catalog_keeps_its_bytes_and_rebuilds_from_the_files(backed_up, tmp_path):
@@ -313,6 +340,28 @@ def test_rebuild_over_a_corrupt_catalog_keeps_its_bytes_and_rebuilds_from_the_fi
     assert paths(ls_json(archive)) == paths(backed_up.notes)
     backups = list((archive / ".adbvoice").glob("catalog-before-rebuild-*.sqlite"))
     assert [b.read_bytes() for b in backups] == [b"this is not SQLite, a disk error ate it " * 100]
+
+
+def test_rebuild_reads_and_keeps_what_a_crash_left_in_the_write_ahead_log(backed_up, tmp_path):
+    archive = backed_up.copy(tmp_path)
+    crashed = tmp_path / "crashed"
+    live = Catalog.open(archive / ".adbvoice" / "catalog.sqlite")
+    try:
+        live.start_run(device_serial="EMU0001", device_model="Pixel 7", transport="tcp")
+        shutil.copytree(archive, crashed)  # as a crash leaves it: the last run only in the log
+    finally:
+        live.close()
+    log = crashed / ".adbvoice" / "catalog.sqlite-wal"
+    assert log.stat().st_size > 0
+
+    result = run_cli("catalog", "rebuild", crashed)
+
+    assert result.exit_code == 0, result.stderr
+    assert not log.exists()  # replayed into the new catalog, it would corrupt it
+    assert json.loads(run_cli("stats", crashed, "--json").stdout)["runs"]["count"] == 3
+    assert paths(ls_json(crashed)) == paths(backed_up.notes)
+    kept = next((crashed / ".adbvoice").glob("catalog-before-rebuild-*.sqlite"))
+    assert Path(f"{kept}-wal").stat().st_size > 0 and len(Catalog.salvage(kept).runs) == 3
 
 
 def test_a_catalog_damaged_part_way_reads_as_unreadable_not_as_a_crash(backed_up, tmp_path):

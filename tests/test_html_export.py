@@ -132,6 +132,22 @@ def test_the_filter_works_from_the_keyboard_and_says_what_it_found(backed_up, ch
     assert page.errors == []
 
 
+def test_a_note_whose_name_is_hostile_to_urls_still_plays(backed_up, tmp_path, chromium):
+    archive = backed_up.copy(tmp_path)
+    note = next(n for n in backed_up.notes if n["codec"] == "opus" and not n["audio_error"])
+    odd = "2021/Grüße #1 50% ?.opus"
+    (archive / note["archive_path"]).rename(archive / odd)
+    assert run_cli("catalog", "rebuild", archive).exit_code == 0
+    page = chromium.page()
+    page.open(export(archive).as_uri())
+
+    page.evaluate("document.getElementById('filter').focus()")
+    page.type_text("Grüße #1")
+    wait_until(page, "document.getElementById('status').textContent.startsWith('1 of')")
+    assert player_duration(page, odd) == pytest.approx(note["duration_s"], abs=0.1)
+    assert page.errors == []
+
+
 def test_ten_thousand_notes_open_a_page_at_a_time_and_the_filter_searches_them_all(backed_up, tmp_path, chromium):
     archive = backed_up.copy(tmp_path)
     catalog = Catalog.open(archive / ".adbvoice" / "catalog.sqlite")
