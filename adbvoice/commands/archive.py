@@ -31,7 +31,7 @@ def list_notes(
     max_duration: Annotated[Optional[str], typer.Option(metavar="SECONDS", help="At most this long (90 or 1:30).")] = None,
     unreadable: Annotated[bool, typer.Option("--unreadable", help="Only notes whose audio could not be read.")] = False,
     output_format: Annotated[
-        Optional[str], typer.Option("--format", metavar="table|json|csv", help="How to print them [default: table].")
+        Optional[str], typer.Option("--format", metavar="FORMAT", help="table (the default), json or csv.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     verbose: VerboseOpt = False,
@@ -83,7 +83,7 @@ def info(
     note: Annotated[str, typer.Argument(help="A catalog id, a path inside the archive, or the note's file.")],
     archive: Annotated[
         Optional[Path],
-        typer.Option(help="The archive [default: the one holding NOTE's file, else ~/WhatsApp Voice Notes]."),
+        typer.Option(help="The archive (by default the one holding NOTE's file, else the usual archive)."),
     ] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -106,7 +106,7 @@ def export(
     archive: ArchiveArg = None,
     html: Annotated[bool, typer.Option("--html", help="A static page to browse and play the notes offline.")] = False,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Where to write it [default: ARCHIVE/voice-notes.html].")
+        Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Where to write it (by default ARCHIVE/voice-notes.html).")
     ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
