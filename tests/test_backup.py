@@ -225,3 +225,16 @@ def test_on_a_terminal_a_progress_bar_shows_files_and_bytes(phone, archive):
     assert "notes" in text and "B/s" in text  # tqdm: "12/27 notes ... kB/s"
     assert "warning: " in text  # log lines go through the bar, on the terminal
     assert "new voice notes" in stdout
+
+
+def test_a_folder_the_phone_cannot_read_is_reported_not_silently_skipped(phone_tree, archive):
+    week = next(n.local_path.parent for n in phone_tree.notes if n.kind == "voice" and n.is_note)
+    week.chmod(0o000)  # the phone's shell runs as its "shell" user, who cannot open it
+    try:
+        with EmulatedPhone(phone_tree.root) as phone:
+            result = run_cli("backup", archive, "--tcp", phone.address, "--json")
+    finally:
+        week.chmod(0o755)
+    report = json.loads(result.stdout)
+    assert report["listed_by"] == "shell"
+    assert any(w.startswith("the phone said: find:") and week.name in w for w in report["warnings"]), report["warnings"]
