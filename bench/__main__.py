@@ -1,0 +1,166 @@
+"""`python -m bench`: adbvoice against `adb pull` on the emulated phone; prints the table and
+writes it, with the machine and the verdict on each target, to bench/results.md.
+
+`--quick` is a shorter run (50 and 2,000 notes, one repetition, a 20 MB big file) that
+writes bench/results-quick.md instead. Besides the trees asked for, the smallest tree is
+run once more with the big note, on the first profile: the peak-RSS-flat-in-file-size check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import machine, report
+from bench.clients import BenchError
+from bench.runner import PROFILES, Bench, Cell, TreeSpec, build_tree
+
+HERE = Path(__file__).resolve().parent
+TURNS_SHOWN = 40
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(n.replace("_", "")) for n in text.split(",") if n]
+
+
+def _profiles(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown profile {unknown[0]!r} (known: {', '.join(PROFILES)})")
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="50 and 2,000 notes, 1 repetition, 20 MB big file")
+    parser.add_argument("--notes", type=_numbers, help="tree sizes, comma-separated (default 50,2000,10000)")
+    parser.add_argument("--profiles", type=_profiles, default=list(PROFILES),
+                        help="link profiles, comma-separated (default loopback,usb2,wifi)")
+    parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3)")
+    parser.add_argument("--big-mb", type=float, help="the big note in the largest tree and the memory check, "
+                        "in MB; 0 for none (default 200)")
+    parser.add_argument("--workdir", type=Path, help="where trees and archives go (default: a temp folder, removed)")
+    parser.add_argument("--out", type=Path, help="the Markdown results file (default bench/results.md, "
+                        "bench/results-quick.md with --quick)")
+    args = parser.parse_args(argv)
+    args.notes = args.notes or ([50, 2000] if args.quick else [50, 2000, 10000])
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.big_mb = args.big_mb if args.big_mb is not None else (20 if args.quick else 200)
+    args.out = args.out or HERE / ("results-quick.md" if args.quick else "results.md")
+    return args
+
+
+def tree_specs(notes: list[int], big_bytes: int | None, profiles: list[str]) -> list[tuple[TreeSpec, list[str]]]:
+    """(tree, profiles): every size on every profile, the largest with the big note, and
+    the memory check: the smallest tree again with the big note, on the first profile."""
+    largest = max(notes)
+    specs = [(TreeSpec(n, big_bytes if n == largest and big_bytes else None), profiles) for n in notes]
+    if big_bytes and len(notes) > 1:
+        specs.append((TreeSpec(min(notes), big_bytes), profiles[:1]))
+    return specs
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "?"
+
+
+def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[float], workdir: Path, argv: list[str]) -> str:
+    table = report.rows(cells)
+    noop = next((c for c in reversed(cells) if c.noop_turns and c.tree.notes == max(args.notes)), None)
+    parts = [
+        "# adbvoice against `adb pull`: benchmark results",
+        "",
+        f"Written by `python -m bench {' '.join(argv)}`".rstrip() + f" on {datetime.date.today()} "
+        f"at commit {_commit()}; run it again rather than edit this file.",
+        "",
+        "## Machine",
+        "",
+        report.markdown_table(("", ""), machine.describe(workdir)),
+        "",
+        "## Trees",
+        "",
+        *report.tree_lines(cells),
+        "",
+        "## How",
+        "",
+        "The emulated phone (`adbvoice.emulator`, in the bench's process, auth mode `any`) applies "
+        "each link profile to every client alike: loopback (no shaping), usb2 (35 MB/s, 0.3 ms round "
+        "trip), wifi (6 MB/s, 8 ms round trip). Per repetition: `adb pull` of the voice-note folders "
+        "through Debian's adb (own server, connected beforehand) and `python -m adbvoice backup ARCHIVE "
+        "--tcp ... --quiet` three times — into an empty archive, again with nothing new, and after 10 "
+        "new notes — with the pull alternately before and after. Times are medians over "
+        f"{args.reps} repetition(s); \"÷ adb pull\" is the median of the per-repetition ratios. "
+        "Round trips, messages and wire bytes come from the emulator's packet log (round trips as "
+        "`PacketLog.round_trips`, after the connection's handshake; adb's connection is made before "
+        "the pull). Bulk throughput is over the middle 80 % of the bytes the phone sent. Peak RSS: "
+        "adbvoice's from wait4(2); adb's is its server's VmHWM (reset before each pull) plus the "
+        "client's. Every run starts after `sync`, so none pays for what the one before left to "
+        "write back. The smallest tree runs once more with the big note, to see whether a big file "
+        "raises adbvoice's peak RSS. adbvoice's time includes starting Python "
+        f"(`python -m adbvoice --help` alone: median {report.median(startup):.3f} s).",
+        "",
+        "## Results",
+        "",
+        report.markdown_table(report.HEADER, [report.row_cells(r) for r in table]),
+        "",
+        "## Targets (issue 7)",
+        "",
+        report.verdict_table(report.verdicts(cells)),
+    ]
+    if noop:
+        shown = noop.noop_turns[:TURNS_SHOWN]
+        more = len(noop.noop_turns) - len(shown)
+        parts += ["", f"## Round trips of the no-op sync ({noop.tree.label}, {noop.profile})", "",
+                  "```", *shown, *([f"... and {more:,} more"] if more else []), "```"]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    big = int(args.big_mb * 1e6) or None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adbvoice-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = None
+    cells: list[Cell] = []
+    try:
+        bench = Bench(workdir, args.reps, lambda line: print(line, flush=True))
+        startup = bench.startup_seconds()
+        for spec, profiles in tree_specs(args.notes, big, args.profiles):
+            root = workdir / "sdcard"
+            print(f"building {spec.label} ...", flush=True)
+            tree = build_tree(spec, root)
+            try:
+                for profile in profiles:
+                    cells.append(bench.run_cell(tree, spec, profile))
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if bench is not None:
+            bench.close()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(report.text_table(report.rows(cells)))
+    print()
+    for verdict in report.verdicts(cells):
+        state = "met" if verdict.met else "not measured" if verdict.met is None else "MISSED"
+        print(f"{state:12} {verdict.target}: {verdict.measured}")
+    args.out.write_text(results_markdown(args, cells, startup, args.workdir or Path(tempfile.gettempdir()), argv))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

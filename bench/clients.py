@@ -1,0 +1,146 @@
+"""The two clients under test, each run as a child process and timed with its peak memory.
+
+adbvoice runs as a user runs it (`python -m adbvoice backup ARCHIVE --tcp ... --quiet`).
+Google's adb gets a server of its own (its own port and HOME, started in the foreground
+so we know its pid), connected before any timing starts, as a user's would be; since the
+server does the copying, its peak RSS (VmHWM, reset before each pull through
+/proc/PID/clear_refs) is counted with the client's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LAUNCHER = Path(__file__).with_name("launch.py")
+ADBVOICE_OK = (0, 3)  # 3: completed with warnings (the tree holds broken notes on purpose)
+
+
+class BenchError(Exception):
+    """A client failed: the benchmark cannot go on with a wrong number."""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    seconds: float
+    peak_rss_kb: int
+    exit_code: int
+    output: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_child(argv: Sequence[str], env: dict[str, str], timeout: float = 3600) -> ChildRun:
+    """Run to completion through bench/launch.py: wall time and the child's own peak RSS."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = Path(scratch) / "result"
+        with open(Path(scratch) / "output", "w+b") as out:
+            completed = subprocess.run(
+                [sys.executable, "-I", "-S", str(LAUNCHER), str(result), *argv], env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+            )
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
+        if not result.exists():
+            raise BenchError(f"could not run {argv[0]} (exit {completed.returncode}): {text.strip()[-2000:]}")
+        seconds, peak_kb, code = result.read_text().split()
+    return ChildRun(float(seconds), int(peak_kb), int(code), text)
+
+
+class Adbvoice:
+    """`adbvoice backup` against one phone address, with its own HOME and adb key."""
+
+    def __init__(self, home: Path) -> None:
+        from adbvoice.device import load_signer
+
+        self.key = home / ".android" / "adbkey"
+        load_signer(self.key)  # RSA key generation is not what we measure
+        self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(free_port())}
+
+    def backup(self, archive: Path, address: str) -> ChildRun:
+        argv = [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", address,
+                "--quiet", "--adb-key", str(self.key)]
+        run = run_child(argv, self.env)
+        if run.exit_code not in ADBVOICE_OK:
+            raise BenchError(f"adbvoice backup exited {run.exit_code}: {run.output.strip()[-2000:]}")
+        return run
+
+    def startup(self) -> ChildRun:
+        """The interpreter and imports alone: what every run pays before touching the phone."""
+        return run_child([sys.executable, "-m", "adbvoice", "--help"], self.env)
+
+
+class AdbServer:
+    """Google's adb with an isolated server, killed by close()."""
+
+    def __init__(self, home: Path) -> None:
+        if shutil.which("adb") is None:
+            raise BenchError("Google's adb is not installed (Debian package adb; run .ci/install-tools)")
+        self.port = free_port()
+        self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_VENDOR_KEYS": ""}
+        self.env.pop("ANDROID_SDK_HOME", None)
+        self._log = open(home / "adb-server.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self._server = subprocess.Popen(
+            ["adb", "-P", str(self.port), "nodaemon", "server"], env=self.env,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while self._adb("devices").returncode != 0:
+            if time.monotonic() > deadline or self._server.poll() is not None:
+                self.close()
+                raise BenchError("the adb server did not start")
+            time.sleep(0.1)
+
+    def _adb(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["adb", *args], env=self.env, capture_output=True, text=True, timeout=120, check=False)
+
+    def connect(self, address: str) -> None:
+        """`adb connect`, then wait until the server calls the phone a "device"."""
+        result = self._adb("connect", address)
+        if "connected to" not in result.stdout:
+            raise BenchError(f"adb connect {address}: {result.stdout.strip()} {result.stderr.strip()}")
+        deadline = time.monotonic() + 20
+        while self._adb("-s", address, "get-state").stdout.strip() != "device":
+            if time.monotonic() > deadline:
+                raise BenchError(f"adb never saw {address} as a device")
+            time.sleep(0.05)
+
+    def disconnect(self, address: str) -> None:
+        self._adb("disconnect", address)
+
+    def pull(self, address: str, remote: Sequence[str], into: Path) -> ChildRun:
+        """`adb pull REMOTE... INTO`; peak RSS is the server's plus the client's."""
+        clear_refs = Path(f"/proc/{self._server.pid}/clear_refs")
+        clear_refs.write_text("5")  # resets VmHWM (proc(5))
+        into.mkdir(parents=True)
+        run = run_child(["adb", "-s", address, "pull", *remote, str(into)], self.env)
+        if run.exit_code != 0:
+            raise BenchError(f"adb pull exited {run.exit_code}: {run.output.strip()[-2000:]}")
+        return ChildRun(run.seconds, run.peak_rss_kb + self._server_peak_kb(), run.exit_code, run.output)
+
+    def _server_peak_kb(self) -> int:
+        for line in Path(f"/proc/{self._server.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
+    def close(self) -> None:
+        self._adb("kill-server")
+        try:
+            self._server.wait(10)
+        except subprocess.TimeoutExpired:
+            self._server.kill()
+            self._server.wait()
+        self._log.close()

@@ -1,0 +1,159 @@
+"""The measurements: for each phone tree and link profile, repetitions of
+(a) `adb pull` of the voice-note folders, (b) a first backup into an empty archive,
+(c) the same backup again (nothing new), (d) the backup after 10 new notes,
+with (a) alternately before and after (b)-(d), so drift in the machine hits both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adbvoice.emulator import EmulatedPhone, LinkProfile
+from adbvoice.emulator.auth import AuthPolicy
+from adbvoice.emulator.phonetree import PhoneTree, add_notes, build_phone_tree
+from adbvoice.sources import SDCARD, VOICE_SOURCES
+from bench.clients import Adbvoice, AdbServer, ChildRun
+from bench.wire import WireStats, explain_turns, wire_stats
+
+PROFILES = {"loopback": LinkProfile.loopback(), "usb2": LinkProfile.usb2(), "wifi": LinkProfile.wifi()}
+PULL, FIRST, NOOP, NEW10 = "adb pull", "first backup", "no-op sync", "10 new notes"
+CASES = (PULL, FIRST, NOOP, NEW10)
+NEW_NOTES = 10
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    notes: int
+    big_file_bytes: int | None = None
+
+    @property
+    def label(self) -> str:
+        big = f" + {self.big_file_bytes / 1e6:.0f} MB file" if self.big_file_bytes else ""
+        return f"{self.notes:,} notes{big}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    case: str
+    rep: int
+    run: ChildRun
+    wire: WireStats
+
+
+@dataclass
+class Cell:
+    """Every sample of one tree under one link profile."""
+
+    tree: TreeSpec
+    profile: str
+    files: int  # files in the voice-note folders (what adb pull copies)
+    folder_bytes: int
+    samples: list[Sample] = field(default_factory=list)
+    noop_turns: list[str] = field(default_factory=list)  # where the last no-op sync's round trips went
+
+    def of(self, case: str) -> list[Sample]:
+        return [s for s in self.samples if s.case == case]
+
+
+def build_tree(spec: TreeSpec, root: Path) -> PhoneTree:
+    return build_phone_tree(root, notes=spec.notes, big_file_bytes=spec.big_file_bytes)
+
+
+def voice_folders(tree: PhoneTree) -> list[Path]:
+    """The voice-note folders this phone has: what adbvoice backs up by default."""
+    folders = [tree.root / s.path.removeprefix(SDCARD + "/") for s in VOICE_SOURCES]
+    return [f for f in folders if f.is_dir()]
+
+
+@contextmanager
+def new_notes(tree: PhoneTree, seed: int) -> Iterator[None]:
+    """10 notes recorded since the last backup; removed afterwards so every repetition
+    starts from the same tree."""
+    files_before = {p for p in tree.root.rglob("*")}
+    notes_before = list(tree.notes)
+    add_notes(tree, NEW_NOTES, seed=seed)
+    try:
+        yield
+    finally:
+        added = sorted({p for p in tree.root.rglob("*")} - files_before, key=lambda p: len(p.parts), reverse=True)
+        for path in added:
+            path.rmdir() if path.is_dir() else path.unlink()
+        tree.notes[:] = notes_before
+
+
+class Bench:
+    """One adbvoice home and one adb server for the whole run; a phone per cell."""
+
+    def __init__(self, work: Path, reps: int, on_line) -> None:  # noqa: ANN001 - print-like callback
+        self.work = work
+        self.reps = reps
+        self.say = on_line
+        home = work / "home"
+        (home / ".android").mkdir(parents=True, exist_ok=True)
+        self.adbvoice = Adbvoice(home)
+        self.adb = AdbServer(home)
+
+    def close(self) -> None:
+        self.adb.close()
+
+    def startup_seconds(self) -> list[float]:
+        return [self.adbvoice.startup().seconds for _ in range(max(3, self.reps))]
+
+    def run_cell(self, tree: PhoneTree, spec: TreeSpec, profile_name: str) -> Cell:
+        folders = voice_folders(tree)
+        files = [p for f in folders for p in f.rglob("*") if p.is_file()]
+        cell = Cell(spec, profile_name, len(files), sum(p.stat().st_size for p in files))
+        profile = PROFILES[profile_name]
+        remote = [f"{SDCARD}/{f.relative_to(tree.root).as_posix()}" for f in folders]
+        with EmulatedPhone(tree.root, auth=AuthPolicy(mode="any"), link=profile) as phone:
+            self.adb.connect(phone.address)
+            try:
+                for rep in range(self.reps):
+                    if rep % 2 == 0:
+                        self._pull(cell, phone, remote, rep)
+                        self._backups(cell, phone, tree, rep)
+                    else:
+                        self._backups(cell, phone, tree, rep)
+                        self._pull(cell, phone, remote, rep)
+            finally:
+                self.adb.disconnect(phone.address)
+        return cell
+
+    def _measure(self, cell: Cell, phone: EmulatedPhone, case: str, rep: int, action) -> None:  # noqa: ANN001
+        # Start each run with nothing waiting to be written back: an fsync on ext4 (data=ordered)
+        # would otherwise also flush what the previous run (adb pull never syncs) left dirty.
+        os.sync()
+        phone.log.clear()
+        run = action()
+        time.sleep(max(0.05, 2 * phone.link.rtt_s))  # let the last messages cross the link
+        records = phone.log.records()
+        sample = Sample(case, rep, run, wire_stats(records, phone.link))
+        cell.samples.append(sample)
+        if case == NOOP:
+            cell.noop_turns = explain_turns(records)
+        self.say(f"  {cell.tree.label}, {cell.profile}, rep {rep + 1}: {case:13} {run.seconds:8.3f} s  "
+                 f"{sample.wire.turns:6d} round trips  {run.peak_rss_kb / 1024:6.1f} MB peak RSS")
+
+    def _pull(self, cell: Cell, phone: EmulatedPhone, remote: Sequence[str], rep: int) -> None:
+        into = self.work / "pulled"
+        try:
+            self._measure(cell, phone, PULL, rep, lambda: self.adb.pull(phone.address, remote, into))
+        finally:
+            shutil.rmtree(into, ignore_errors=True)
+
+    def _backups(self, cell: Cell, phone: EmulatedPhone, tree: PhoneTree, rep: int) -> None:
+        archive = self.work / "archive"
+        try:
+            backup = lambda: self.adbvoice.backup(archive, phone.address)  # noqa: E731
+            self._measure(cell, phone, FIRST, rep, backup)
+            self._measure(cell, phone, NOOP, rep, backup)
+            with new_notes(tree, seed=100 + rep):
+                self._measure(cell, phone, NEW10, rep, backup)
+        finally:
+            shutil.rmtree(archive, ignore_errors=True)
