@@ -4,7 +4,7 @@ adbvoice runs as a user runs it (`python -m adbvoice backup ARCHIVE --tcp ... --
 Google's adb gets a server of its own (its own port and HOME, started in the foreground
 so we know its pid), connected before any timing starts, as a user's would be; since the
 server does the copying, its peak RSS (VmHWM, reset before each pull through
-/proc/PID/clear_refs) is counted with the client's.
+/proc/PID/clear_refs) and CPU time are counted with the client's.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class ChildRun:
     peak_rss_kb: int
     exit_code: int
     output: str
+    cpu_seconds: float  # user + system
 
 
 def free_port() -> int:
@@ -55,8 +56,8 @@ def run_child(argv: Sequence[str], env: dict[str, str], timeout: float = 3600) -
             text = out.read().decode("utf-8", "replace")
         if not result.exists():
             raise BenchError(f"could not run {argv[0]} (exit {completed.returncode}): {text.strip()[-2000:]}")
-        seconds, peak_kb, code = result.read_text().split()
-    return ChildRun(float(seconds), int(peak_kb), int(code), text)
+        seconds, peak_kb, code, cpu = result.read_text().split()
+    return ChildRun(float(seconds), int(peak_kb), int(code), text, float(cpu))
 
 
 class Adbvoice:
@@ -125,16 +126,23 @@ class AdbServer:
         clear_refs = Path(f"/proc/{self._server.pid}/clear_refs")
         clear_refs.write_text("5")  # resets VmHWM (proc(5))
         into.mkdir(parents=True)
+        cpu_before = self._server_cpu()
         run = run_child(["adb", "-s", address, "pull", *remote, str(into)], self.env)
         if run.exit_code != 0:
             raise BenchError(f"adb pull exited {run.exit_code}: {run.output.strip()[-2000:]}")
-        return ChildRun(run.seconds, run.peak_rss_kb + self._server_peak_kb(), run.exit_code, run.output)
+        return ChildRun(run.seconds, run.peak_rss_kb + self._server_peak_kb(), run.exit_code, run.output,
+                        run.cpu_seconds + self._server_cpu() - cpu_before)
 
     def _server_peak_kb(self) -> int:
         for line in Path(f"/proc/{self._server.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
         return 0
+
+    def _server_cpu(self) -> float:
+        """User + system seconds the server has used so far (proc(5): stat fields 14, 15)."""
+        fields = Path(f"/proc/{self._server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         self._adb("kill-server")

@@ -1,5 +1,5 @@
 """`python -I -S launch.py RESULT_FILE COMMAND...`: run COMMAND, then write its wall time,
-peak RSS and exit code to RESULT_FILE; exit with its code.
+peak RSS, exit code and CPU time to RESULT_FILE; exit with its code.
 
 Why a launcher: a child's ru_maxrss counts the memory of the process it was forked from
 (Linux keeps the pre-exec high-water mark), so a child forked by the benchmark, which
@@ -25,7 +25,7 @@ def main() -> int:
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     with open(result_file, "w") as out:
-        out.write(f"{seconds!r} {usage.ru_maxrss} {code}\n")
+        out.write(f"{seconds!r} {usage.ru_maxrss} {code} {usage.ru_utime + usage.ru_stime!r}\n")
     return code if code >= 0 else 128 - code
 
 

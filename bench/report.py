@@ -24,6 +24,7 @@ class Row:
     wire_mb: float
     bulk: str  # throughput over the bulk of the copy, and its share of the link's bandwidth
     peak_rss_mb: float  # the highest of the repetitions
+    cpu_seconds: float  # the client's user + system time (with adb, its server's too)
 
 
 def median(values: Sequence[float]) -> float:
@@ -70,17 +71,18 @@ def rows(cells: Sequence[Cell]) -> list[Row]:
                 wire_mb=median([s.wire.wire_bytes for s in samples]) / MB,
                 bulk=_bulk_text(cell, samples),
                 peak_rss_mb=max(s.run.peak_rss_kb for s in samples) / 1024,
+                cpu_seconds=median([s.run.cpu_seconds for s in samples]),
             ))
     return out
 
 
-HEADER = ("tree", "link", "case", "time s", "÷ adb pull", "round trips", "messages", "wire MB",
+HEADER = ("tree", "link", "case", "time s", "÷ adb pull", "CPU s", "round trips", "messages", "wire MB",
           "bulk throughput", "peak RSS MB")
 
 
 def row_cells(row: Row) -> list[str]:
     return [row.tree, row.link, row.case, f"{row.seconds:.3f}", f"{row.ratio:.2f}×" if row.ratio is not None else "",
-            f"{row.turns:,}", f"{row.messages:,}", f"{row.wire_mb:.1f}", row.bulk, f"{row.peak_rss_mb:.1f}"]
+            f"{row.cpu_seconds:.2f}", f"{row.turns:,}", f"{row.messages:,}", f"{row.wire_mb:.1f}", row.bulk, f"{row.peak_rss_mb:.1f}"]
 
 
 def text_table(table: Sequence[Row]) -> str:
