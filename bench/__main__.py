@@ -103,8 +103,9 @@ def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[
         "the pull). Bulk throughput is over the middle 80 % of the bytes the phone sent. Peak RSS: "
         "adbvoice's from wait4(2); adb's is its server's VmHWM (reset before each pull) plus the "
         "client's; CPU s (user + system) likewise counts adb's server. Every run starts after "
-        "`sync`, so none pays for what the one before left to write back. The smallest tree runs once more with the big note, to see whether a big file "
-        "raises adbvoice's peak RSS. adbvoice's time includes starting Python "
+        "`sync`, so none pays for what the one before left to write back. The smallest tree runs "
+        "once more with the big note, to see whether a big file raises adbvoice's peak RSS. "
+        "adbvoice's time includes starting Python "
         f"(`python -m adbvoice --help` alone: median {report.median(startup):.3f} s).",
         "",
         "## Results",
