@@ -221,11 +221,11 @@ class Archive:
             parent, folder = folder, folder / part
             try:
                 folder.mkdir(mode=DIR_MODE)
+                fsync_dir(parent)
             except FileExistsError:
                 if not folder.is_dir() or folder.is_symlink():
                     raise errors.ArchiveNotWritableError(f"{folder} exists and is not a folder") from None
                 continue
             except OSError as exc:
                 raise _disk_error(exc, f"creating {folder}") from exc
-            fsync_dir(parent)
         return folder
