@@ -172,6 +172,8 @@ class Catalog:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                raise _write_error(exc) from exc  # a full disk, not a broken catalog
             raise errors.NotAnArchiveError(f"the catalog {path} is unreadable: {exc}") from exc
         except OSError as exc:
             raise errors.ArchiveNotWritableError(f"cannot create the catalog {path}: {exc.strerror}") from exc
