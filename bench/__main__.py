@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,7 +97,8 @@ def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[
         "trip), wifi (6 MB/s, 8 ms round trip). Per repetition: `adb pull` of the voice-note folders "
         "through Debian's adb (own server, connected beforehand) and `python -m adbvoice backup ARCHIVE "
         "--tcp ... --quiet` three times — into an empty archive, again with nothing new, and after 10 "
-        "new notes — with the pull alternately before and after. Times are medians over "
+        "new notes — then once more into an empty archive through the adb server (`--serial`, the "
+        "fallback when a server holds a USB phone), with the pull alternately before and after. Times are medians over "
         f"{args.reps} repetition(s); \"÷ adb pull\" is the median of the per-repetition ratios. "
         "Round trips, messages and wire bytes come from the emulator's packet log (round trips as "
         "`PacketLog.round_trips`, after the connection's handshake; adb's connection is made before "
@@ -126,6 +128,7 @@ def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (adb server, work folder) when killed
     args = parse_args(argv)
     big = int(args.big_mb * 1e6) or None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adbvoice-bench-"))

@@ -70,10 +70,16 @@ class Adbvoice:
         load_signer(self.key)  # RSA key generation is not what we measure
         self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(free_port())}
 
-    def backup(self, archive: Path, address: str) -> ChildRun:
-        argv = [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", address,
-                "--quiet", "--adb-key", str(self.key)]
-        run = run_child(argv, self.env)
+    def backup(self, archive: Path, address: str, server_port: int | None = None) -> ChildRun:
+        """Straight to the phone over TCP, or through the adb server on `server_port`."""
+        argv = [sys.executable, "-m", "adbvoice", "backup", str(archive), "--quiet", "--adb-key", str(self.key)]
+        env = self.env
+        if server_port is None:
+            argv += ["--tcp", address]
+        else:
+            argv += ["--serial", address]
+            env = {**env, "ANDROID_ADB_SERVER_PORT": str(server_port)}
+        run = run_child(argv, env)
         if run.exit_code not in ADBVOICE_OK:
             raise BenchError(f"adbvoice backup exited {run.exit_code}: {run.output.strip()[-2000:]}")
         return run

@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench.runner import CASES, FIRST, NOOP, PROFILES, PULL, Cell, Sample, TreeSpec
+from bench.runner import CASES, FIRST, NOOP, PROFILES, PULL, VIA_SERVER, Cell, Sample, TreeSpec
 
 MB = 1e6
 BULK_MIN_BYTES = 10 * MB  # below this, "the bulk of the copy" is a handful of messages
@@ -44,7 +44,7 @@ def bulk_share(cell: Cell, sample: Sample) -> float | None:
 
 def _bulk_text(cell: Cell, samples: Sequence[Sample]) -> str:
     rates = [s.wire.bulk_bytes_per_s for s in samples if s.wire.bulk_bytes_per_s]
-    if not rates or samples[0].case not in (PULL, FIRST) or cell.folder_bytes < BULK_MIN_BYTES:
+    if not rates or samples[0].case not in (PULL, FIRST, VIA_SERVER) or cell.folder_bytes < BULK_MIN_BYTES:
         return ""
     rate = median(rates)
     bandwidth = PROFILES[cell.profile].bandwidth_Bps

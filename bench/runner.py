@@ -1,7 +1,9 @@
 """The measurements: for each phone tree and link profile, repetitions of
 (a) `adb pull` of the voice-note folders, (b) a first backup into an empty archive,
-(c) the same backup again (nothing new), (d) the backup after 10 new notes,
-with (a) alternately before and after (b)-(d), so drift in the machine hits both sides.
+(c) the same backup again (nothing new), (d) the backup after 10 new notes, and
+(e) a first backup through the adb server that holds the phone (adbvoice's fallback when
+a server owns a USB phone), with (a) alternately before and after (b)-(e), so drift in
+the machine hits both sides.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from bench.wire import WireStats, explain_turns, wire_stats
 
 PROFILES = {"loopback": LinkProfile.loopback(), "usb2": LinkProfile.usb2(), "wifi": LinkProfile.wifi()}
 PULL, FIRST, NOOP, NEW10 = "adb pull", "first backup", "no-op sync", "10 new notes"
-CASES = (PULL, FIRST, NOOP, NEW10)
+VIA_SERVER = "first, via adb server"
+CASES = (PULL, FIRST, NOOP, NEW10, VIA_SERVER)
 NEW_NOTES = 10
 
 
@@ -155,5 +158,8 @@ class Bench:
             self._measure(cell, phone, NOOP, rep, backup)
             with new_notes(tree, seed=100 + rep):
                 self._measure(cell, phone, NEW10, rep, backup)
+            shutil.rmtree(archive)
+            via_server = lambda: self.adbvoice.backup(archive, phone.address, server_port=self.adb.port)  # noqa: E731
+            self._measure(cell, phone, VIA_SERVER, rep, via_server)
         finally:
             shutil.rmtree(archive, ignore_errors=True)

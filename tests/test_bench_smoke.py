@@ -21,7 +21,7 @@ def test_the_bench_measures_both_clients_and_writes_its_results(tmp_path: Path) 
     table = result.stdout.split("tree ", 1)[1]
     cells = [("5 notes", "wifi"), ("10 notes + 1 MB file", "wifi"), ("5 notes + 1 MB file", "wifi")]
     for tree, link in cells:  # the last one is the memory check: the big file on the smaller tree
-        for case in ("adb pull", "first backup", "no-op sync", "10 new notes"):
+        for case in ("adb pull", "first backup", "no-op sync", "10 new notes", "first, via adb server"):
             assert any(line.startswith(tree + " ") and f" {link} " in line and f" {case} " in line
                        for line in table.splitlines()), (tree, link, case)
     assert "Peak RSS flat in file size" in result.stdout
