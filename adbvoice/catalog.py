@@ -156,9 +156,7 @@ class Catalog:
         """Open (creating if needed) the catalog; read-only opens never change the file."""
         try:
             if read_only:
-                db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
-                db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                return cls(db, path)
+                return cls(_open_read_only(path), path)
             if not path.exists():
                 # Create it 0600 ourselves: SQLite would use 0644, and its -wal/-shm files
                 # copy the database file's permissions.
@@ -360,6 +358,24 @@ def reading(path: Path) -> Iterator[Catalog]:
         raise errors.NotAnArchiveError(f"the catalog {path} is unreadable: {exc}") from exc
     finally:
         catalog.close()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes the database. Reading a WAL database makes SQLite
+    create its -shm side file; on a read-only disk (a backup copy, a mounted image) it
+    cannot, so there the catalog is opened `immutable` — safe because no writer can be
+    there — unless a -wal file left by a cut-off run holds rows that must be read."""
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK) or os.path.exists(f"{path}-wal"):
+            raise
+    db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None)
+    db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return db
 
 
 def _write_error(exc: sqlite3.OperationalError) -> errors.AdbVoiceError:
