@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup
+from adbvoice.commands import archive, backup, unattended
 
 app = typer.Typer(
     add_completion=False,
@@ -39,6 +39,7 @@ def _root(
 
 app.add_typer(backup.app)
 app.add_typer(archive.app)
+app.add_typer(unattended.app)
 
 
 def _examples(typer_app: typer.Typer) -> list[str]:

@@ -204,6 +204,12 @@ def _usb_serial(transport) -> str:  # noqa: ANN001
         return "?"
 
 
+def usb_serials() -> list[str]:
+    """The serial of each phone on USB, without opening an ADB connection to it: what
+    `watch` and `backup --if-present` poll. NoDeviceError when USB is unavailable."""
+    return [_usb_serial(t) for t in _usb_transports()]
+
+
 # --- the phone ---------------------------------------------------------------------
 
 

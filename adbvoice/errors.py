@@ -116,6 +116,21 @@ class UnknownNoteError(AdbVoiceError):
     summary = "no such note in the archive's catalog"
 
 
+class ConfigError(AdbVoiceError):
+    exit_code = 26
+    summary = "the config file or an ADBVOICE_ environment variable is not usable"
+
+
+class ScheduleError(AdbVoiceError):
+    exit_code = 27
+    summary = "the scheduled backup cannot be installed or removed"
+
+
+class LogFileError(AdbVoiceError):
+    exit_code = 28
+    summary = "the log file cannot be written"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

@@ -40,13 +40,16 @@ def session_key(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch, session_key) -> Path:
-    """A private HOME holding a copy of the session's adb key; UTC; and no adb server
-    (ANDROID_ADB_SERVER_PORT points at a closed port) unless a test starts one."""
+    """A private HOME holding a copy of the session's adb key, and the only config there is;
+    UTC; and no adb server (ANDROID_ADB_SERVER_PORT points at a closed port) unless a test
+    starts one."""
     home = tmp_path / "home"
     (home / ".android").mkdir(parents=True)
     for suffix in ("", ".pub"):
         shutil.copy2(f"{session_key}{suffix}", home / ".android" / f"adbkey{suffix}")
     monkeypatch.setenv("HOME", str(home))
+    for name in [n for n in os.environ if n.startswith("ADBVOICE_") or n in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")]:
+        monkeypatch.delenv(name)  # config and log files live in this HOME only
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
     time.tzset()

@@ -12,12 +12,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from adbvoice import errors
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call
-from adbvoice.config import DEFAULT_ADB_KEY, BackupConfig
-from adbvoice.device import ConnectOptions, parse_tcp_address
-from adbvoice.layout import DEFAULT_LAYOUT, TOKENS, Layout
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.config import backup_config
+from adbvoice.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.report import RunReport
+from adbvoice.runlog import RunLog
+from adbvoice.settings import DEFAULT_ADB_KEY, resolve
 from adbvoice.ui import EventPrinter
 
 app = typer.Typer()
@@ -53,23 +55,28 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
 @app.command()
 def backup(
     archive: ArchiveArg = None,
-    tcp: Annotated[
-        Optional[str],
-        typer.Option(metavar="HOST[:PORT]", help="A phone in Wi-Fi debugging mode (port 5555 unless given). "
-                     "Without it: USB, or the phones a running adb server holds."),
-    ] = None,
+    tcp: TcpOpt = None,
     serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
     adb_key: Annotated[
-        Path, typer.Option(help="adb's private key; created (0600) if missing, as adb does.")
-    ] = DEFAULT_ADB_KEY,
+        Optional[Path],
+        typer.Option(help="adb's private key; created (0600) if missing, as adb does.",
+                     show_default=str(DEFAULT_ADB_KEY)),
+    ] = None,
     include_audio: Annotated[
-        bool, typer.Option("--include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached audio).")
-    ] = False,
+        Optional[bool],
+        typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and "
+                     "attached audio).", show_default=False),
+    ] = None,
     layout: Annotated[
-        str,
+        Optional[str],
         typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
-                     + ", ".join("{" + t + "}" for t in TOKENS) + "."),
-    ] = DEFAULT_LAYOUT,
+                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
+    ] = None,
+    log_file: LogFileOpt = None,
+    if_present: Annotated[
+        bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
+                           "and exit 22 saying nothing when another run holds the archive.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
@@ -83,30 +90,31 @@ def backup(
 ) -> None:
     """Copy every new voice note from the phone into the archive, verified and catalogued.
 
+    Settings not given here come from ADBVOICE_<NAME> variables, then the config file.
+
     Example: adbvoice backup --tcp 192.168.1.20
     """
-    from adbvoice.run import backup as run_backup
+    from adbvoice.presence import backup_once
 
-    config = call(verbose, lambda: BackupConfig(
-        archive=archive_path(archive),
-        connect=ConnectOptions(
-            tcp=parse_tcp_address(tcp) if tcp else None,
-            serial=serial,
-            adb_key=adb_key.expanduser(),
-            auth_timeout_s=auth_timeout,
-            io_timeout_s=io_timeout,
-        ),
-        include_audio=include_audio,
-        layout=Layout.parse(layout),
-        dry_run=dry_run,
+    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
+                 layout=layout, log_file=log_file)
+    settings = call(verbose, lambda: resolve(flags))
+    config = call(verbose, lambda: backup_config(
+        settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
     ))
+    log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
     cancel = CancelToken()
+    # Under --if-present (cron) a run that finds the archive busy is expected: its exit
+    # code says so, and it prints nothing, so cron sends no mail.
+    silent = (errors.ArchiveLockedError,) if if_present else ()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_backup(config, printer, cancel))
+            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present), silent)
     finally:
         printer.close()
+    if report is None:
+        raise typer.Exit(errors.EXIT_OK)
     print_report(report, printer, as_json=as_json, quiet=quiet)
     raise typer.Exit(report.exit_code)
 

@@ -12,24 +12,36 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from adbvoice import errors
-from adbvoice.config import DEFAULT_ARCHIVE
+from adbvoice.settings import DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
 
 ArchiveArg = Annotated[
     Optional[Path],
-    typer.Argument(help=f"The archive folder [default: {DEFAULT_ARCHIVE}]", show_default=False),
+    typer.Argument(help=f"The archive folder (default: {DEFAULT_ARCHIVE}).", show_default=False),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, and show details of errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TcpOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="HOST[:PORT]", help="A phone in Wi-Fi debugging mode (port 5555 unless given). "
+                 "Without it: USB, or the phones a running adb server holds."),
+]
+LogFileOpt = Annotated[
+    Optional[Path], typer.Option(metavar="PATH", help="Append one line per run here (kept under 2 MB).")
+]
 
 
 def archive_path(given: Path | None) -> Path:
-    return (given or DEFAULT_ARCHIVE).expanduser()
+    """The archive argument, else ADBVOICE_ARCHIVE, else the config file's, else the default."""
+    return resolve({"archive": given})["archive"]
 
 
-def fail(exc: BaseException, verbose: bool) -> typer.Exit:
-    """One line on stderr and the error's exit code; a traceback only for bugs, and only with -v."""
+def fail(exc: BaseException, verbose: bool, silent: tuple[type[errors.AdbVoiceError], ...] = ()) -> typer.Exit:
+    """One line on stderr and the error's exit code; a traceback only for bugs, and only with -v.
+    `silent` errors exit with their code and say nothing (cron mails any output)."""
+    if isinstance(exc, silent):
+        return typer.Exit(exc.exit_code)
     if isinstance(exc, errors.AdbVoiceError):
         print(f"adbvoice: {exc}", file=sys.stderr)
         if verbose and exc.__cause__ is not None:
@@ -43,9 +55,9 @@ def fail(exc: BaseException, verbose: bool) -> typer.Exit:
     return typer.Exit(errors.EXIT_INTERNAL)
 
 
-def call(verbose: bool, work: Callable[[], T]) -> T:
+def call(verbose: bool, work: Callable[[], T], silent: tuple[type[errors.AdbVoiceError], ...] = ()) -> T:
     """Run a core function; turn its errors into one line and an exit code."""
     try:
         return work()
     except Exception as exc:  # noqa: BLE001 - the one place every error is shown
-        raise fail(exc, verbose) from None
+        raise fail(exc, verbose, silent) from None

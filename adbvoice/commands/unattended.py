@@ -1,0 +1,153 @@
+"""Running with nobody watching: `watch`, `schedule`, and the `config` they read."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adbvoice import errors
+from adbvoice.cancel import CancelToken
+from adbvoice.commands.backup import signals_cancel
+from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.config import backup_config
+from adbvoice.runlog import RunLog
+from adbvoice.settings import SETTINGS, config_path, resolve
+from adbvoice.ui import EventPrinter
+
+app = typer.Typer()
+config_app = typer.Typer(help="The config file: where it is, and the settings every command resolves.")
+app.add_typer(config_app, name="config")
+
+
+@app.command()
+def watch(
+    archive: ArchiveArg = None,
+    tcp: TcpOpt = None,
+    interval: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
+    ] = 5.0,
+    log_file: LogFileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Wait for phones and back each one up once every time it is plugged in (or, with
+    --tcp, every time it becomes reachable); stop with Ctrl-C.
+
+    Example: adbvoice watch --tcp 192.168.1.20
+    """
+    from adbvoice.watch import Result, Watcher
+
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    config = call(verbose, lambda: backup_config(settings))
+    log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
+    printer = EventPrinter(quiet=False, verbose=verbose)
+
+    def on_result(result: Result) -> None:
+        printer.close()  # the finished backup's progress bar
+        when = time.strftime("%Y-%m-%d %H:%M:%S")
+        if result.error is not None:
+            print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
+            return
+        report = result.report
+        for message in report.warnings if verbose else ():
+            printer.warn(message)
+        for message in report.errors:
+            print(f"adbvoice: {message}", file=sys.stderr)
+        print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+
+    cancel = CancelToken()
+    watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)
+    try:
+        with signals_cancel(cancel):
+            call(verbose, watcher.run)
+    finally:
+        printer.close()
+
+
+@app.command()
+def schedule(
+    archive: ArchiveArg = None,
+    every: Annotated[
+        Optional[str], typer.Option(metavar="15m|1h|1d|…", help="How often: minutes dividing an hour, hours "
+                                    "dividing a day, or 1d (daily at 03:00).")
+    ] = None,
+    tcp: TcpOpt = None,
+    log_file: LogFileOpt = None,
+    cron: Annotated[bool, typer.Option("--cron", help="A line for your crontab.")] = False,
+    systemd: Annotated[bool, typer.Option("--systemd", help="A systemd user service and timer.")] = False,
+    install: Annotated[bool, typer.Option("--install", help="Install it (replacing this archive's job).")] = False,
+    uninstall: Annotated[
+        bool, typer.Option("--uninstall", help="Remove what --install installed for this archive.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print, or install, a cron or systemd job that backs up the phone every so often,
+    silent unless something went wrong, one line per run in the log file.
+
+    Example: adbvoice schedule --every 1h --tcp 192.168.1.20 --cron --install
+    """
+    from adbvoice import schedule as jobs
+    from adbvoice.runlog import default_log_file
+
+    if cron == systemd:
+        raise fail(errors.UsageError("choose one of --cron and --systemd"), verbose)
+    if install and uninstall:
+        raise fail(errors.UsageError("--install and --uninstall do opposite things: choose one"), verbose)
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    root: Path = settings["archive"]
+    if uninstall:
+        if cron:
+            removed = [f"the crontab entry for {root}"] if call(verbose, lambda: jobs.uninstall_cron(root)) else []
+        else:
+            removed = [str(p) for p in call(verbose, lambda: jobs.uninstall_systemd(root))]
+        print(f"removed {' and '.join(removed)}" if removed else f"nothing was scheduled for {root}")
+        return
+    if every is None:
+        raise fail(errors.UsageError("--every is needed: how often to back up (15m, 1h, 1d, ...)"), verbose)
+    period = call(verbose, lambda: jobs.parse_every(every))
+    argv = call(verbose, lambda: jobs.backup_command(settings, settings["log_file"] or default_log_file()))
+    if cron:
+        line = jobs.cron_line(period, argv)
+        if install:
+            call(verbose, lambda: jobs.install_cron(root, line))
+            print(f"installed in your crontab:\n{line}")
+        else:
+            print(line)
+        return
+    units = jobs.systemd_units(root, period, argv)
+    if install:
+        written = call(verbose, lambda: jobs.install_systemd(root, units))
+        print(f"installed and started {written[-1].name}: {', '.join(map(str, written))}")
+        return
+    for filename, text in units.items():
+        print(f"# {jobs.user_unit_folder() / filename}\n{text}")
+
+
+@config_app.command("show")
+def config_show(verbose: VerboseOpt = False) -> None:
+    """Print every setting as it resolves now, and where it comes from (flags given to a
+    command come first, then ADBVOICE_<NAME> variables, then the config file, then defaults).
+
+    Example: adbvoice config show
+    """
+    settings = call(verbose, lambda: resolve({}))
+    for name in SETTINGS:
+        value, source = settings[name], settings.source(name)
+        if value is None:
+            print(f"# {name}: not set  ({source})")
+        else:
+            shown = json.dumps(value if isinstance(value, bool) else str(value), ensure_ascii=False)
+            print(f"{name} = {shown}  # {source}")
+
+
+@config_app.command("path")
+def config_file_path() -> None:
+    """Print where the config file is (or would be).
+
+    Example: adbvoice config path
+    """
+    print(config_path())

@@ -1,0 +1,88 @@
+"""Is a phone there? A cheap look that opens no ADB session and asks the phone nothing.
+
+`backup --if-present` looks before touching the archive, and `watch` looks every few
+seconds, so the look must cost next to nothing: one TCP connect for Wi-Fi, one question
+to a running adb server, or one USB enumeration, the same order `device.connect` tries.
+A look that finds nothing makes `backup_once` return before the archive is touched.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adbvoice import device, errors, hostproto
+from adbvoice.cancel import CancelToken
+from adbvoice.config import BackupConfig
+from adbvoice.report import Event, RunReport
+from adbvoice.run import backup
+from adbvoice.runlog import RunLog, logged, since
+
+# adb server states (adb's transport.cpp, connection_state_name) of a phone one can back up,
+# and of one waiting for its user to tap "Allow"; any other (offline, recovery...) is away.
+READY = "device"
+WAITING = ("unauthorized", "authorizing")
+
+
+@dataclass(frozen=True)
+class Sighting:
+    key: str  # what to connect to: "HOST:PORT" for Wi-Fi, else the phone's serial
+    state: str  # READY, one of WAITING, or the adb server's word for it
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+
+def look(options: device.ConnectOptions) -> list[Sighting]:
+    """The phones reachable now with these options (only --serial's, if given)."""
+    if options.tcp:
+        host, port = options.tcp
+        try:
+            socket.create_connection((host, port), timeout=options.connect_timeout_s).close()
+        except OSError:
+            return []
+        return [Sighting(f"{host}:{port}", READY)]
+    served = hostproto.list_devices()
+    if served:
+        found = [Sighting(d.serial, d.state) for d in served if d.state == READY or d.state in WAITING]
+    else:
+        found = [Sighting(serial, READY) for serial in device.usb_serials()]
+    return [s for s in found if options.serial in (None, s.key)]
+
+
+def phone_present(options: device.ConnectOptions) -> bool:
+    """Whether a backup now could find its phone; no USB support at all counts as none."""
+    try:
+        return bool(look(options))
+    except errors.NoDeviceError:
+        return False
+
+
+def target_of(options: device.ConnectOptions) -> str:
+    """The phone as the options name it, for logs and messages before it says who it is."""
+    if options.tcp:
+        return "tcp {}:{}".format(*options.tcp)
+    return options.serial or "usb"
+
+
+def backup_once(
+    config: BackupConfig,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken,
+    *,
+    log: RunLog | None,
+    if_present: bool,
+) -> RunReport | None:
+    """One logged backup; with `if_present`, None (and a log line) when no phone is there,
+    before the archive is touched."""
+    target = target_of(config.connect)
+    started = time.monotonic()
+    if if_present and not phone_present(config.connect):
+        if log:
+            log.write(outcome="absent", exit=errors.EXIT_OK, device=target, duration=since(started),
+                      archive=str(config.archive))
+        return None
+    return logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
