@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup, unattended
+from adbvoice.commands import archive, backup, unattended, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -39,6 +39,7 @@ def _root(
 
 app.add_typer(backup.app)
 app.add_typer(archive.app)
+app.add_typer(verify.app)
 app.add_typer(unattended.app)
 
 

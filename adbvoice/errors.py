@@ -131,6 +131,13 @@ class LogFileError(AdbVoiceError):
     summary = "the log file cannot be written"
 
 
+class ArchiveDamagedError(AdbVoiceError):
+    """`verify` found the archive and its catalog disagreeing; the report says where."""
+
+    exit_code = 29
+    summary = "verify found notes missing or changed, or files the catalog does not know"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

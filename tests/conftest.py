@@ -106,6 +106,16 @@ def backed_up(tmp_path_factory, session_key) -> BackedUp:
     return BackedUp(root, tree, json.loads(listed.stdout))
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KB tmpfs: a real full disk (we are root here and in CI)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0700", "tmpfs", str(mount_point)], check=True)
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
 @dataclass
 class Outcome:
     exit_code: int
@@ -113,9 +123,15 @@ class Outcome:
     stderr: str
 
 
+# Every exit code the CLI gave in this session (run_cli, run_process, run_on_terminal):
+# tests/reliability/test_exit_codes.py checks the suite produces each code README lists.
+EXIT_CODES_SEEN: set[int] = set()
+
+
 def run_cli(*args: str) -> Outcome:
     """The CLI in-process, stdout and stderr kept apart."""
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    EXIT_CODES_SEEN.add(result.exit_code)
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
@@ -125,6 +141,7 @@ def run_process(*args: str, env: dict[str, str] | None = None, timeout: float = 
         [sys.executable, "-m", "adbvoice", *[str(a) for a in args]],
         capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ),
     )
+    EXIT_CODES_SEEN.add(result.returncode)
     return Outcome(result.returncode, result.stdout, result.stderr)
 
 
@@ -155,4 +172,5 @@ def run_on_terminal(*args: str, timeout: float = 60) -> Outcome:
         shown += chunk
     stderr = process.communicate(timeout=timeout)[1]
     os.close(controller)
+    EXIT_CODES_SEEN.add(process.returncode)
     return Outcome(process.returncode, shown.decode("utf-8", "replace").replace("\r\n", "\n"), stderr)

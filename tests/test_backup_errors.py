@@ -331,16 +331,6 @@ def test_a_second_run_on_a_locked_archive_exits_at_once_saying_who_holds_it(phon
     assert phone.connections_accepted == 0
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 400 KB tmpfs: a real full disk (we are root here and in CI)."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0700", "tmpfs", str(mount_point)], check=True)
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def test_a_full_disk_stops_the_run_cleanly_and_the_backup_completes_after_space_is_freed(phone, phone_tree, small_disk):
     archive = small_disk / "archive"
     result = run_cli("backup", archive, "--tcp", phone.address)
