@@ -49,13 +49,27 @@ class Figure:
     outside: int | None = None
     notes: Counter[str] = field(default_factory=Counter)
 
-    def case(self, *, fired: bool, lost: int | None = None, partial: int | None = None, outside: int | None = None) -> None:
-        """One case tried; a measure left None was not taken by this case."""
-        self.cases += 1
+    def case(
+        self, *, fired: bool | int, cases: int = 1, lost: int | None = None, partial: int | None = None,
+        outside: int | None = None,
+    ) -> None:
+        """A case tried (or `cases` of them, `fired` being how many fired); a measure left
+        None was not taken."""
+        self.cases += cases
         self.fired += int(fired)
         self.lost = _add(self.lost, lost)
         self.partial = _add(self.partial, partial)
         self.outside = _add(self.outside, outside)
+
+    def measured(self, *, partial: int | None = None, outside: int | None = None) -> None:
+        """A measure taken once for several cases (say, a listing before and after them all)."""
+        self.partial = _add(self.partial, partial)
+        self.outside = _add(self.outside, outside)
+
+    def after_fault(self, *, fired: bool, wanted: set[str], states: tuple[ArchiveState, ...]) -> None:
+        """One case, measured on the archive as the fault left it and after the next run:
+        notes lost at the end, partial files seen at any point."""
+        self.case(fired=fired, lost=states[-1].lost(wanted), partial=sum(len(s.partial) for s in states))
 
     def cells(self) -> list[str]:
         detail = ", ".join(f"{what}: {count:,}" for what, count in self.notes.items())
@@ -151,6 +165,10 @@ class ArchiveState:
 
     def lost(self, wanted: set[str]) -> int:
         return len(wanted - set(self.copies))
+
+    def complete(self, wanted: set[str]) -> bool:
+        """Clean, every wanted note there, and each content exactly once."""
+        return self.clean and not self.lost(wanted) and set(self.copies.values()) <= {1}
 
 
 def archive_state(archive: Path, whole: set[str]) -> ArchiveState:

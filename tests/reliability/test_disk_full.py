@@ -100,14 +100,14 @@ def test_enospc_at_each_write_stops_the_run_at_once(seam, small_tree, archive, m
         freed = run_cli("backup", archive, "--tcp", phone.address)
     final = archive_state(archive, whole)
     row = figures.row("Disk full")
-    row.case(fired=len(fired) == 1, lost=final.lost(wanted), partial=len(cut.partial) + len(final.partial))
+    row.after_fault(fired=len(fired) == 1, wanted=wanted, states=(cut, final))
     row.notes["ENOSPC injected"] += 1
 
     assert len(fired) == 1
     assert_stopped_cleanly(outcome, cut)
     assert sum(cut.copies.values()) == fired[0]  # nothing was published after it
     assert freed.exit_code == 3, freed.stderr
-    assert final.clean and final.lost(wanted) == 0 and set(final.copies.values()) == {1}, final
+    assert final.complete(wanted), final
 
 
 @pytest.mark.parametrize("size", ["96k", "192k", "288k"])
@@ -124,10 +124,10 @@ def test_a_real_full_disk_stops_the_run_and_the_backup_completes_after_space_is_
         freed = run_cli("backup", archive, "--tcp", phone.address)
     final = archive_state(archive, whole)
     row = figures.row("Disk full")
-    row.case(fired=outcome.exit_code == 21, lost=final.lost(wanted), partial=len(cut.partial) + len(final.partial))
+    row.after_fault(fired=outcome.exit_code == 21, wanted=wanted, states=(cut, final))
     row.notes["tmpfs filled up"] += 1
 
     assert_stopped_cleanly(outcome, cut)
     assert sum(cut.copies.values()) < len(wanted)
     assert freed.exit_code == 3, freed.stderr
-    assert final.clean and final.lost(wanted) == 0 and set(final.copies.values()) == {1}, final
+    assert final.complete(wanted), final

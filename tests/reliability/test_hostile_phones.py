@@ -14,7 +14,7 @@ import pytest
 from adbvoice.emulator import EmulatedPhone, Faults
 from adbvoice.emulator.phonetree import build_phone_tree
 from tests.conftest import archived_files, run_cli
-from tests.reliability.conftest import sha256, tree_listing, writes_outside
+from tests.reliability.conftest import archive_state, sha256, tree_listing, writes_outside
 
 HOSTILE_NAMES = [
     b"..opus",
@@ -77,18 +77,20 @@ def test_hostile_names_and_links_write_nothing_outside_the_archive(hostile_phone
         for name, content in contents.items():
             archived_as = by_sha.get(sha256(content))
             renamed = f"archived as {archived_as}" in warnings
-            row.case(fired=archived_as is not None, outside=0, lost=int(archived_as is None), partial=0)
+            row.case(fired=archived_as is not None, lost=int(archived_as is None))
             assert archived_as is not None, name
             assert renamed == (Path(archived_as).name.encode() != name), (name, archived_as)
         for link in ("escape.opus", "photo.opus"):
-            row.case(fired=True, outside=0, lost=0, partial=0)
+            row.case(fired=True, lost=0)
             assert f"{week.name}/{link}: a symbolic link, not followed" in warnings
-        for folder_link in ("outside", "200001"):  # not followed: nothing from there arrives
-            row.case(fired=True, outside=0, lost=0, partial=0)
-        assert len(files) == 4 + len(contents)  # the real notes and the hostile ones, nothing else
+        # The folder links lead nowhere: the real notes and the hostile ones, nothing else.
+        assert len(files) == 4 + len(contents)
+        state = archive_state(archive, {n.sha256 for n in tree.notes} | {sha256(c) for c in contents.values()})
+        row.measured(partial=len(state.partial))
+        assert state.clean, state
         for path in archive.rglob("*"):
             assert not path.is_symlink() and archive in path.resolve().parents, path
-    row.outside = len(outside)
+    row.measured(outside=len(outside))
     row.notes["phone listed by shell and by sync"] = 2
     assert outside == []
     assert {n["archive_path"] for n in reports["shell"]["new_notes"]} == {n["archive_path"] for n in reports["sync"]["new_notes"]}

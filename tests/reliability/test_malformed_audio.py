@@ -70,8 +70,8 @@ def test_malformed_audio_is_archived_flagged_and_never_crashes_the_backup(tmp_pa
     for name, (_, unreadable) in MALFORMED.items():
         note = rows.get(made[name])
         row.case(fired=note is not None and (unreadable is None or bool(note["audio_error"]) == unreadable),
-                 lost=int(note is None), partial=0)
-    row.partial = len(state.partial)
+                 lost=int(note is None))
+    row.measured(partial=len(state.partial))
     row.notes["flagged unreadable"] = sum(1 for r in rows.values() if r["audio_error"])
 
     assert result.exit_code == 3 and "Traceback" not in result.stderr, result.stderr

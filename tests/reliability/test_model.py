@@ -157,8 +157,7 @@ def test_the_archive_always_equals_the_model(tmp_path, monkeypatch, figures):
         suppress_health_check=list(HealthCheck),
     ))
     row = figures.row("Model-based (hypothesis)")
-    row.case(fired=False, lost=tally.lost, partial=tally.partial)
-    row.cases, row.fired = tally.steps, tally.drops
+    row.case(cases=tally.steps, fired=tally.drops, lost=tally.lost, partial=tally.partial)
     row.notes.update({"examples": tally.examples, "backups": tally.backups})
     assert tally.steps >= MIN_STEPS
     assert tally.drops > 0

@@ -92,16 +92,16 @@ def test_sigkill_at_any_moment_of_a_backup_loses_nothing(tmp_path, figures):
             rerun = run_cli("backup", archive, "--tcp", phone.address)
             verified = run_cli("verify", archive)
             final = archive_state(archive, whole)
-            row.case(fired=killed, lost=final.lost(wanted), partial=len(cut.partial) + len(final.partial))
+            row.after_fault(fired=killed, wanted=wanted, states=(cut, final))
             row.notes["killed with notes archived" if cut.copies else "killed before any note"] += int(killed)
 
             assert cut.catalog_sound, (moment, cut)
             assert rerun.exit_code in (0, 3), rerun.stderr  # 3: broken notes the phone holds, if copied now
             assert verified.exit_code == 0, verified.stdout
-            assert final.clean and final.lost(wanted) == 0 and set(final.copies.values()) == {1}, final
+            assert final.complete(wanted), final
     # Each moment is reached during the run, but a loaded machine may let a backup finish
     # before the kill of its last moments lands: those count as tried, not as fired.
     assert tried >= 24 and row.fired >= 20, row
     outside = writes_outside(before, tree_listing(tmp_path, skip=archives))
-    row.outside = len(outside)
+    row.measured(outside=len(outside))
     assert outside == []

@@ -98,7 +98,7 @@ def test_a_transport_fault_ends_with_its_code_and_the_next_run_completes(name, s
         rerun = run_cli("backup", archive, "--tcp", healthy.address)
     final = archive_state(archive, whole)
     row = figures.row("Transport faults")
-    row.case(fired=fired, lost=final.lost(wanted), partial=len(cut.partial) + len(final.partial))
+    row.after_fault(fired=fired, wanted=wanted, states=(cut, final))
     row.notes[f"exit {staged.code}"] += 1
 
     assert fired, outcome.stderr
@@ -110,4 +110,4 @@ def test_a_transport_fault_ends_with_its_code_and_the_next_run_completes(name, s
     if name == "unplugged between files":
         assert sum(cut.copies.values()) == 3, outcome.stderr
     assert rerun.exit_code in (0, 3), rerun.stderr  # 3: broken notes the phone holds, if copied now
-    assert final.clean and final.lost(wanted) == 0 and set(final.copies.values()) == {1}, final
+    assert final.complete(wanted), final
