@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def ctrl_c() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def raise_at(point: KillPoint) -> Callable[[], None]:
+    def crash() -> None:
+        raise InjectedCrash(point.step)
+    return crash
+
+
 def crash(point: KillPoint, mode: str, archive: Path, address: str, tmp_path: Path, monkeypatch) -> tuple[Outcome, bool]:
     """Run a backup that breaks at `point`; (its outcome, whether the break happened there)."""
     if mode == "os._exit":
@@ -44,10 +51,7 @@ def crash(point: KillPoint, mode: str, archive: Path, address: str, tmp_path: Pa
         fired = outcome.exit_code == CRASH_EXIT and fired_file.read_text() == f"{point.key}\n"
         return outcome, fired
     with monkeypatch.context() as patch:
-        if mode == "exception":
-            counter = arm(point, patch.setattr, lambda: (_ for _ in ()).throw(InjectedCrash(point.step)))
-        else:
-            counter = arm(point, patch.setattr, ctrl_c)
+        counter = arm(point, patch.setattr, raise_at(point) if mode == "exception" else ctrl_c)
         outcome = run_cli("backup", archive, "--tcp", address)
     return outcome, counter == [1]
 
