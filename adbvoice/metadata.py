@@ -24,6 +24,11 @@ from mutagen.ogg import OggFileType, OggPage
 # mutagen divides by 48000 and subtracts the pre-skip, which matches opusinfo. A reader that
 # divides by the OpusHead input rate reports 3x too long for WhatsApp's 16 kHz notes (tinytag #81).
 
+# Opus goes down to 6 kbit/s and AMR-NB to 4.75 kbit/s: a file claiming fewer than 500 bits
+# per second of audio lies about its length (say, a last granule of 2^63-1), and a catalog
+# or a summary of listening time must not believe it.
+MIN_PLAUSIBLE_BITRATE = 500
+
 # The largest possible Ogg page: 27-byte header, 255 lacing values, 255 segments of 255 bytes.
 _MAX_OGG_PAGE = 27 + 255 + 255 * 255
 
@@ -132,6 +137,9 @@ def _describe(audio: mutagen.FileType, f: BinaryIO, size: int) -> AudioInfo:
         sample_rate = _opus_input_rate(f)
     if isinstance(audio, OggFileType):
         error = _ogg_ending_problem(f, size)
+    if duration is not None and duration > size * 8 / MIN_PLAUSIBLE_BITRATE:
+        error = error or f"implausible duration ({duration:.3g} s in {size} bytes)"
+        duration = None
     if duration is None and error is None:
         error = "no audio data"
     nominal = getattr(info, "bitrate", None) if kind != "OggOpus" else None

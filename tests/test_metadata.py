@@ -192,3 +192,22 @@ def test_damaged_bytes_under_any_audio_name_never_raise(tmp_path: Path, offset: 
 
     assert isinstance(info, AudioInfo)
 
+
+
+def test_a_note_claiming_an_absurd_length_is_flagged_and_its_duration_not_believed(tmp_path: Path) -> None:
+    with open(FIXTURES / "voice-4s.opus", "rb") as handle:
+        pages = []
+        while True:
+            try:
+                pages.append(OggPage(handle))
+            except EOFError:
+                break
+    pages[-1].position = 2**63 - 1  # a last granule that would mean 6 million years
+    liar = tmp_path / "liar.opus"
+    liar.write_bytes(b"".join(page.write() for page in pages))
+
+    info = read_audio_info(liar)
+
+    assert info.duration_s is None
+    assert info.error is not None and info.error.startswith("implausible duration")
+    assert info.codec == "opus"
