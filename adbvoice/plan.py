@@ -70,11 +70,13 @@ def make_plan(
         source = source_of(entry.path, sources)
         raw_name = entry.path.rsplit(b"/", 1)[-1]
         name = safe_name(raw_name)
-        if source is None or not is_audio_name(name.name):
+        if source is None:
             continue
         shown = entry.path.decode("utf-8", "replace")
-        if entry.stat.is_link:
+        if entry.stat.is_link:  # whatever its name: a linked folder may hold notes
             plan.notices.append(f"{shown}: a symbolic link, not followed")
+            continue
+        if not is_audio_name(name.name):
             continue
         if not entry.stat.is_file:
             plan.notices.append(f"{shown}: not a regular file, skipped")

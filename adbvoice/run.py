@@ -19,7 +19,7 @@ from adbvoice.plan import Candidate, Plan, make_plan
 from adbvoice.report import Event, PlannedCopy, RunReport
 from adbvoice.sources import Source, sources_for
 from adbvoice.syncclient import SyncError
-from adbvoice.transfer import Copier, text_path
+from adbvoice.transfer import STILL_CHANGING, Copier, Retry, text_path
 
 # A note whose size or mtime keeps changing across this many pulls is being recorded:
 # it is left for the next run rather than archived half-finished.
@@ -144,18 +144,19 @@ def _copy(
     on_event: Callable[[Event], None],
     cancel: CancelToken,
 ) -> None:
-    pending = planned
+    pending = [Retry(c, STILL_CHANGING, serious=False) for c in planned]
     for attempt in range(MAX_ATTEMPTS):
         if not pending:
             return
+        batch = [r.candidate for r in pending]
         if attempt:
-            pending = _refresh(phone, pending, report)
-        paths = [c.path for c in pending]
+            batch = _refresh(phone, batch, report)
+        paths = [c.path for c in batch]
         hashes = phone.start_hashing(paths)
         copier = Copier(
             archive=archive,
             catalog=catalog,
-            batch=pending,
+            batch=batch,
             hashes=hashes,
             device_serial=survey.identity.serial,
             device_model=survey.identity.model,
@@ -173,12 +174,9 @@ def _copy(
             copier.abort()
             if hashes:
                 hashes.close()
-        pending = copier.retry.changed + copier.retry.fsync_failed
-    for candidate in pending:
-        report.warnings.append(
-            f"{text_path(candidate.path)}: kept changing while being copied (still being recorded?); "
-            "left for the next run"
-        )
+        pending = copier.retries
+    for retry in pending:
+        (report.errors if retry.serious else report.warnings).append(f"{text_path(retry.candidate.path)}: {retry.reason}")
 
 
 def _refresh(phone: device.Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:

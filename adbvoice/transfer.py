@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from adbvoice.archive import Archive, FsyncFailed, TempNote
@@ -35,12 +35,17 @@ def text_path(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Retry:
-    """Files to pull again, and why (still changing, or the disk refused an fsync)."""
+    """A file to pull again, and what to say if it never arrives whole."""
 
-    changed: list[Candidate] = field(default_factory=list)
-    fsync_failed: list[Candidate] = field(default_factory=list)
+    candidate: Candidate
+    reason: str
+    serious: bool  # an error rather than a warning when attempts run out
+
+
+STILL_CHANGING = "kept changing while being copied (still being recorded?); left for the next run"
+NOT_INTACT = "did not arrive intact: its SHA-256 differed from the phone's own at every attempt"
 
 
 class Copier:
@@ -72,7 +77,7 @@ class Copier:
         self._cancel = cancel
         self._index = -1
         self._temp: TempNote | None = None
-        self.retry = Retry()
+        self.retries: list[Retry] = []
 
     @property
     def _current(self) -> Candidate:
@@ -102,18 +107,18 @@ class Copier:
         # drop it whatever fails in between (the phone hash stream, the disk, Ctrl-C).
         temp, candidate = self._temp, self._current
         phone_sha = self._hashes.get(self._index) if self._hashes else None
-        stable = (
-            temp.size == candidate.size
-            and after.exists
-            and (after.size, after.mtime) == (candidate.size, candidate.mtime)
-            and phone_sha in (None, temp.sha256)
-        )
-        if stable:
+        if not after.exists or (after.size, after.mtime) != (candidate.size, candidate.mtime):
+            self.retries.append(Retry(candidate, STILL_CHANGING, serious=False))
+        elif temp.size != candidate.size:
+            self._report.errors.append(
+                f"{text_path(candidate.path)}: the phone lists {candidate.size} bytes but sent {temp.size}; not archived"
+            )
+        elif phone_sha not in (None, temp.sha256):
+            self.retries.append(Retry(candidate, NOT_INTACT, serious=True))
+        else:
             with self._cancel.shield():
                 self._keep(temp, candidate)
-        else:
-            temp.discard()
-            self.retry.changed.append(candidate)
+        temp.discard()  # a no-op once kept: the note's bytes live under their final name
         self._temp = None
 
     def abort(self) -> None:
@@ -134,8 +139,7 @@ class Copier:
         try:
             temp.seal(candidate.mtime)
         except FsyncFailed as exc:
-            self.retry.fsync_failed.append(candidate)
-            self._report.warnings.append(f"{text_path(candidate.path)}: {exc}; pulled again")
+            self.retries.append(Retry(candidate, f"the disk failed to store it ({exc})", serious=True))
             return
         info = read_audio_info(temp.path)
         published = self._archive.publish(temp, candidate.wanted, lambda existing: self._same(existing, temp))
