@@ -2,7 +2,8 @@
 writes it, with the machine and the verdict on each target, to bench/results.md.
 
 `--quick` is a shorter run (50 and 2,000 notes, one repetition, a 20 MB big file) that
-writes bench/results-quick.md instead. Besides the trees asked for, the smallest tree is
+writes bench/results-quick.md instead; the raw samples go to a .json beside the Markdown,
+and `--from-json FILE` renders the report again from them. Besides the trees asked for, the smallest tree is
 run once more with the big note, on the first profile: the peak-RSS-flat-in-file-size check.
 """
 
@@ -17,9 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import machine, report
+from bench import machine, report, store
 from bench.clients import BenchError
-from bench.runner import PROFILES, Bench, Cell, TreeSpec, build_tree
+from bench.runner import PROFILES, Bench, TreeSpec, build_tree
+from bench.store import Run
 
 HERE = Path(__file__).resolve().parent
 TURNS_SHOWN = 40
@@ -49,12 +51,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "in MB; 0 for none (default 200)")
     parser.add_argument("--workdir", type=Path, help="where trees and archives go (default: a temp folder, removed)")
     parser.add_argument("--out", type=Path, help="the Markdown results file (default bench/results.md, "
-                        "bench/results-quick.md with --quick)")
+                        "bench/results-quick.md with --quick); the raw samples go beside it (.json)")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="measure nothing: render the report again from a run's raw samples")
     args = parser.parse_args(argv)
     args.notes = args.notes or ([50, 2000] if args.quick else [50, 2000, 10000])
     args.reps = args.reps or (1 if args.quick else 3)
     args.big_mb = args.big_mb if args.big_mb is not None else (20 if args.quick else 200)
-    args.out = args.out or HERE / ("results-quick.md" if args.quick else "results.md")
+    args.out = args.out or (args.from_json.with_suffix(".md") if args.from_json
+                            else HERE / ("results-quick.md" if args.quick else "results.md"))
     return args
 
 
@@ -73,18 +78,20 @@ def _commit() -> str:
     return out.stdout.strip() or "?"
 
 
-def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[float], workdir: Path, argv: list[str]) -> str:
-    table = report.rows(cells)
-    noop = next((c for c in reversed(cells) if c.noop_turns and c.tree.notes == max(args.notes)), None)
+def results_markdown(run: Run) -> str:
+    cells = run.cells
+    largest = max((c.tree.notes for c in cells), default=0)
+    noop = next((c for c in reversed(cells) if c.noop_turns and c.tree.notes == largest), None)
     parts = [
         "# adbvoice against `adb pull`: benchmark results",
         "",
-        f"Written by `python -m bench {' '.join(argv)}`".rstrip() + f" on {datetime.date.today()} "
-        f"at commit {_commit()}; run it again rather than edit this file.",
+        f"Written by `python -m bench {' '.join(run.argv)}`".rstrip() + f" on {run.date} at commit "
+        f"{run.commit}; the raw samples are in the .json file beside this one. Run it again rather "
+        "than edit this file.",
         "",
         "## Machine",
         "",
-        report.markdown_table(("", ""), machine.describe(workdir)),
+        report.markdown_table(("", ""), run.machine),
         "",
         "## Trees",
         "",
@@ -98,21 +105,21 @@ def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[
         "through Debian's adb (own server, connected beforehand) and `python -m adbvoice backup ARCHIVE "
         "--tcp ... --quiet` three times — into an empty archive, again with nothing new, and after 10 "
         "new notes — then once more into an empty archive through the adb server (`--serial`, the "
-        "fallback when a server holds a USB phone), with the pull alternately before and after. Times are medians over "
-        f"{args.reps} repetition(s); \"÷ adb pull\" is the median of the per-repetition ratios. "
-        "Round trips, messages and wire bytes come from the emulator's packet log (round trips as "
-        "`PacketLog.round_trips`, after the connection's handshake; adb's connection is made before "
-        "the pull). Bulk throughput is over the middle 80 % of the bytes the phone sent. Peak RSS: "
-        "adbvoice's from wait4(2); adb's is its server's VmHWM (reset before each pull) plus the "
-        "client's; CPU s (user + system) likewise counts adb's server. Every run starts after "
-        "`sync`, so none pays for what the one before left to write back. The smallest tree runs "
-        "once more with the big note, to see whether a big file raises adbvoice's peak RSS. "
-        "adbvoice's time includes starting Python "
-        f"(`python -m adbvoice --help` alone: median {report.median(startup):.3f} s).",
+        "fallback when a server holds a USB phone), with the pull alternately before and after. "
+        f"Times are medians over {run.reps} repetition(s); \"÷ adb pull\" is the median of the "
+        "per-repetition ratios. Round trips, messages and wire bytes come from the emulator's packet "
+        "log (round trips as `PacketLog.round_trips`, after the connection's handshake; adb's "
+        "connection is made before the pull). Bulk throughput is over the middle 80 % of the bytes "
+        "the phone sent. Peak RSS: adbvoice's from wait4(2); adb's is its server's VmHWM (reset "
+        "before each pull) plus the client's; CPU s (user + system) likewise counts adb's server. "
+        "Every run starts after `sync`, so none pays for what the one before left to write back. "
+        "The smallest tree runs once more with the big note, to see whether a big file raises "
+        "adbvoice's peak RSS. adbvoice's time includes starting Python (`python -m adbvoice --help` "
+        f"alone: median {report.median(run.startup_seconds):.3f} s).",
         "",
         "## Results",
         "",
-        report.markdown_table(report.HEADER, [report.row_cells(r) for r in table]),
+        report.markdown_table(report.HEADER, [report.row_cells(r) for r in report.rows(cells)]),
         "",
         "## Targets (issue 7)",
         "",
@@ -126,42 +133,53 @@ def results_markdown(args: argparse.Namespace, cells: list[Cell], startup: list[
     return "\n".join(parts) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (adb server, work folder) when killed
-    args = parse_args(argv)
+def measure(args: argparse.Namespace, argv: list[str]) -> Run:
+    """Build each tree, run every cell on it; BenchError if a client fails."""
     big = int(args.big_mb * 1e6) or None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adbvoice-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     bench = None
-    cells: list[Cell] = []
     try:
+        run = Run(argv, args.reps, datetime.date.today().isoformat(), _commit(), machine.describe(workdir), [])
         bench = Bench(workdir, args.reps, lambda line: print(line, flush=True))
-        startup = bench.startup_seconds()
+        run.startup_seconds = bench.startup_seconds()
         for spec, profiles in tree_specs(args.notes, big, args.profiles):
             root = workdir / "sdcard"
             print(f"building {spec.label} ...", flush=True)
             tree = build_tree(spec, root)
             try:
                 for profile in profiles:
-                    cells.append(bench.run_cell(tree, spec, profile))
+                    run.cells.append(bench.run_cell(tree, spec, profile))
             finally:
                 shutil.rmtree(root, ignore_errors=True)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
+        return run
     finally:
         if bench is not None:
             bench.close()
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (adb server, work folder) when killed
+    args = parse_args(argv)
+    if args.from_json:
+        run = store.load(args.from_json)
+    else:
+        try:
+            run = measure(args, argv)
+        except BenchError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 1
+        store.save(run, args.out.with_suffix(".json"))
     print()
-    print(report.text_table(report.rows(cells)))
+    print(report.text_table(report.rows(run.cells)))
     print()
-    for verdict in report.verdicts(cells):
+    for verdict in report.verdicts(run.cells):
         state = "met" if verdict.met else "not measured" if verdict.met is None else "MISSED"
         print(f"{state:12} {verdict.target}: {verdict.measured}")
-    args.out.write_text(results_markdown(args, cells, startup, args.workdir or Path(tempfile.gettempdir()), argv))
+    args.out.write_text(results_markdown(run))
     print(f"\nwritten to {args.out}")
     return 0
 

@@ -119,9 +119,9 @@ def _ratio_target(cells: Sequence[Cell], notes: int, profile: str, case: str, li
     values = ratios(cell, case) if cell else []
     if not values:
         return Verdict(name, "not measured in this run", None)
-    median = median(values)
+    middle = median(values)
     spread = ", ".join(f"{v:.2f}" for v in values)
-    return Verdict(name, f"{median:.2f}× (median; each repetition: {spread})", median <= limit)
+    return Verdict(name, f"{middle:.2f}× (median; each repetition: {spread})", middle <= limit)
 
 
 def verdicts(cells: Sequence[Cell]) -> list[Verdict]:

@@ -3,25 +3,38 @@ numbers on a shared test machine mean nothing; `python -m bench` is for real run
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+CASES = ("adb pull", "first backup", "no-op sync", "10 new notes", "first, via adb server")
 
 
-def test_the_bench_measures_both_clients_and_writes_its_results(tmp_path: Path) -> None:
-    out = tmp_path / "results.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--notes", "5,10", "--profiles", "wifi", "--reps", "1",
-         "--big-mb", "1", "--workdir", str(tmp_path / "work"), "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    folder = tmp_path_factory.mktemp("bench")
+    out = folder / "results.md"
+    result = bench("--notes", "5,10", "--profiles", "wifi", "--reps", "1", "--big-mb", "1",
+                   "--workdir", str(folder / "work"), "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
+    return result, out
+
+
+def test_the_bench_measures_both_clients_and_writes_its_results(tiny_run) -> None:
+    result, out = tiny_run
     table = result.stdout.split("tree ", 1)[1]
     cells = [("5 notes", "wifi"), ("10 notes + 1 MB file", "wifi"), ("5 notes + 1 MB file", "wifi")]
     for tree, link in cells:  # the last one is the memory check: the big file on the smaller tree
-        for case in ("adb pull", "first backup", "no-op sync", "10 new notes", "first, via adb server"):
+        for case in CASES:
             assert any(line.startswith(tree + " ") and f" {link} " in line and f" {case} " in line
                        for line in table.splitlines()), (tree, link, case)
     assert "Peak RSS flat in file size" in result.stdout
@@ -29,3 +42,24 @@ def test_the_bench_measures_both_clients_and_writes_its_results(tmp_path: Path) 
     for heading in ("## Machine", "## Results", "## Targets (issue 7)", "## Round trips of the no-op sync"):
         assert heading in written
     assert "| adb | Android Debug Bridge version" in written
+    assert out.with_suffix(".json").exists()
+
+
+def test_a_full_runs_samples_get_a_verdict_on_every_target(tiny_run, tmp_path: Path) -> None:
+    """The verdicts only apply to the full run's trees: relabel the tiny run's cells as
+    those (2,000 notes on Wi-Fi and loopback, 10,000 with the big note) and render again."""
+    _result, out = tiny_run
+    run = json.loads(out.with_suffix(".json").read_text())
+    small, large, memory = run["cells"]
+    small["tree"]["notes"] = memory["tree"]["notes"] = 2000
+    large["tree"]["notes"] = 10000
+    loopback = json.loads(json.dumps(small))
+    loopback["profile"] = "loopback"
+    run["cells"] = [small, loopback, large, memory]
+    relabelled = tmp_path / "relabelled.json"
+    relabelled.write_text(json.dumps(run))
+    result = bench("--from-json", str(relabelled))
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdicts = [line for line in result.stdout.splitlines() if line.startswith(("met ", "MISSED ", "not measured "))]
+    assert len(verdicts) == 7 and not any(v.startswith("not measured") for v in verdicts), verdicts
+    assert "## Targets (issue 7)" in relabelled.with_suffix(".md").read_text()
