@@ -163,7 +163,12 @@ class Catalog:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            # WAL with synchronous=NORMAL: a commit does not wait for the disk, yet no crash
+            # or power loss can corrupt the catalog; a power loss may only undo the latest
+            # commits. Notes are fsynced before their rows, so such an undo leaves whole
+            # notes the catalog does not know, which the next backup adopts. finish_run()
+            # checkpoints, so a finished run is on disk entirely.
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
             db.execute(
@@ -309,12 +314,17 @@ class Catalog:
         return cursor.lastrowid
 
     def finish_run(self, run_id: int, **fields: object) -> None:
+        """Record how the run ended, and make the whole run durable (see synchronous above)."""
         names = sorted(fields)
         with self._transaction():
             self._db.execute(
                 f"UPDATE runs SET ended_at = ?, {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
                 [utc_now(), *(fields[n] for n in names), run_id],
             )
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(FULL)")
+        except sqlite3.OperationalError as exc:
+            raise _write_error(exc) from exc
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
