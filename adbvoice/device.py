@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from adbvoice.adblink import (
     Signer,
     TcpPipe,
 )
-from adbvoice.shellclient import ShellClient
+from adbvoice.shellclient import CommandResult, ShellClient
 from adbvoice.syncclient import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
 
 DEFAULT_TCP_PORT = 5555
@@ -74,6 +74,8 @@ class Survey:
     entries: list[RemoteEntry]
     listed_by: str  # "shell" or "sync"
     problems: tuple[str, ...] = ()  # what the phone's shell said on stderr (unreadable folders...)
+    fingerprint: str | None = None  # SHA-256 of the shell listing (phonecmd.fingerprint_script)
+    unchanged: bool = False  # the fingerprint was the known one: `entries` was not fetched
 
 
 def parse_tcp_address(text: str) -> tuple[str, int]:
@@ -232,15 +234,28 @@ class Phone:
             opener, stat_v2=adbwire.FEATURE_STAT_V2 in features, ls_v2=adbwire.FEATURE_LS_V2 in features
         )
 
-    def survey(self, roots: Sequence[str]) -> Survey:
+    def survey(self, roots: Sequence[str], known: Mapping[str, str] | None = None) -> Survey:
         """Who the phone is and everything below `roots`: one shell command where the phone
-        has a shell (one round trip however many notes), else sync LIST level by level."""
+        has a shell (one round trip however many notes), else sync LIST level by level.
+
+        `known` maps serials to the fingerprint of the listing their last complete backup
+        worked from; when the phone's matches, the listing itself is not fetched."""
         try:
-            result = self.shell.run(_identity_script() + "; " + phonecmd.listing_script(roots))
-            props, listing = _split_identity(result.stdout)
+            if known:
+                answer = self.shell.run(phonecmd.fingerprint_script(roots), raw=True)
+                props, root_stats, fingerprint = phonecmd.parse_fingerprint(answer.stdout, roots)
+                identity = self._identity(props)
+                if known.get(identity.serial) == fingerprint:
+                    return Survey(identity, root_stats, [], "shell", (), fingerprint, unchanged=True)
+                result = self.shell.run(phonecmd.listing_script(roots))
+                listing = result.stdout
+            else:
+                result = self.shell.run(phonecmd.identity_script() + "; " + phonecmd.listing_script(roots))
+                props, listing = phonecmd.split_identity(result.stdout)
+                identity = self._identity(props)
             root_stats, entries = phonecmd.parse_listing(listing, roots)
-            problems = tuple(result.stderr.decode("utf-8", "replace").splitlines())
-            return Survey(self._identity(props), root_stats, entries, "shell", problems)
+            fingerprint = phonecmd.listing_fingerprint(listing)
+            return Survey(identity, root_stats, entries, "shell", _said(result), fingerprint)
         except (ServiceRefused, phonecmd.UnexpectedOutput):
             root_stats, entries = self.sync.walk([r.encode() for r in roots])
             return Survey(self._fallback_identity, root_stats, entries, "sync")
@@ -275,24 +290,8 @@ class Phone:
         self._closer()
 
 
-_IDENTITY_PROPS = ("ro.serialno", "ro.product.model", "ro.build.version.release")
-
-
-def _identity_script() -> str:
-    return "; ".join(f"printf 'P{p}=%s\\0' \"$(getprop {p})\"" for p in _IDENTITY_PROPS)
-
-
-def _split_identity(output: bytes) -> tuple[dict[str, str], bytes]:
-    props: dict[str, str] = {}
-    rest = output
-    for _ in _IDENTITY_PROPS:
-        record, sep, remainder = rest.partition(b"\0")
-        if not sep or not record.startswith(b"P"):
-            raise phonecmd.UnexpectedOutput("no identity in the phone's answer")
-        key, _, value = record[1:].decode("utf-8", "replace").partition("=")
-        props[key] = value.strip()
-        rest = remainder
-    return props, rest
+def _said(result: CommandResult) -> tuple[str, ...]:
+    return tuple(result.stderr.decode("utf-8", "replace").splitlines())
 
 
 def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:

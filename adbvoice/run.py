@@ -45,10 +45,13 @@ def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> device.
     return device.connect(config.connect, lambda text: on_event(Event("prompt", text)))
 
 
-def _survey(phone: device.Phone, config: BackupConfig, report: RunReport) -> tuple[device.Survey, list[Source]]:
+def _survey(
+    phone: device.Phone, config: BackupConfig, report: RunReport, catalog: Catalog | None
+) -> tuple[device.Survey, list[Source]]:
     """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
     candidates = sources_for(config.include_audio)
-    survey = phone.survey([s.path for s in candidates])
+    known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
+    survey = phone.survey([s.path for s in candidates], known)
     report.device = survey.identity.label
     report.listed_by = survey.listed_by
     report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
@@ -69,6 +72,8 @@ def _survey(phone: device.Phone, config: BackupConfig, report: RunReport) -> tup
 
 
 def _plan(survey: device.Survey, sources: Sequence[Source], catalog: Catalog | None, config: BackupConfig) -> Plan:
+    if survey.unchanged:  # the phone lists exactly what the last complete backup archived
+        return Plan(already=catalog.listing_fingerprints()[survey.identity.serial][1])
     seen = catalog.known_sightings(survey.identity.serial) if catalog else {}
     return make_plan(survey.entries, sources, seen, config.layout, survey.identity.model)
 
@@ -89,7 +94,7 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
     try:
         phone = _connect(config, on_event)
         try:
-            survey, sources = _survey(phone, config, report)
+            survey, sources = _survey(phone, config, report, catalog)
             plan = _plan(survey, sources, catalog, config)
         except LinkClosed as exc:
             raise _lost(exc, report) from exc
@@ -114,12 +119,16 @@ def _backup_locked(
     phone = _connect(config, on_event)
     run_id = None
     try:
-        survey, sources = _survey(phone, config, report)
+        survey, sources = _survey(phone, config, report, catalog)
         identity = survey.identity
         run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
         plan = _plan(survey, sources, catalog, config)
         _announce(plan, survey, report, on_event)
-        _copy(phone, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
+        complete = _copy(phone, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
+        if survey.fingerprint is not None and not survey.unchanged:
+            archived = report.already + report.duplicates + len(report.new_notes)
+            unsettled = not complete or survey.problems  # e.g. a folder the phone could not read
+            catalog.remember_listing(identity.serial, None if unsettled else survey.fingerprint, archived)
     except LinkClosed as exc:
         error = _lost(exc, report)
         _record(catalog, run_id, report, error)
@@ -143,11 +152,12 @@ def _copy(
     report: RunReport,
     on_event: Callable[[Event], None],
     cancel: CancelToken,
-) -> None:
+) -> bool:
+    """Copy the planned notes; True when every one is archived (nothing left for next time)."""
     pending = [Retry(c, STILL_CHANGING, serious=False) for c in planned]
     for attempt in range(MAX_ATTEMPTS):
         if not pending:
-            return
+            return not report.errors
         batch = [r.candidate for r in pending]
         if attempt:
             batch = _refresh(phone, batch, report)
@@ -169,7 +179,7 @@ def _copy(
             phone.pull_many(paths, copier)
         except SyncError as exc:
             report.errors.append(f"the phone's file service failed: {exc}")
-            return
+            return False
         finally:
             copier.abort()
             if hashes:
@@ -177,6 +187,7 @@ def _copy(
         pending = copier.retries
     for retry in pending:
         (report.errors if retry.serious else report.warnings).append(f"{text_path(retry.candidate.path)}: {retry.reason}")
+    return not pending and not report.errors
 
 
 def _refresh(phone: device.Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:

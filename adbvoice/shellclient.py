@@ -80,13 +80,15 @@ class ShellClient:
         self._opener = opener
         self.shell_v2 = shell_v2
 
-    def start(self, command: str, stdin: bytes | None = None) -> RunningCommand:
-        """Start `command`; with shell_v2, `stdin` is sent and then closed."""
-        if stdin is not None and not self.shell_v2:
+    def start(self, command: str, stdin: bytes | None = None, *, raw: bool = False) -> RunningCommand:
+        """Start `command`; with shell_v2, `stdin` is sent and then closed. `raw` asks for
+        `exec:` even where shell_v2 exists: stdout and stderr mixed, no exit code, but also
+        no exit packet after the output (one round trip less)."""
+        v2 = self.shell_v2 and not raw
+        if stdin is not None and not v2:
             raise ValueError("stdin needs the shell_v2 feature")
-        service = f"shell,v2,raw:{command}" if self.shell_v2 else f"exec:{command}"
-        stream = self._opener(service)
-        if self.shell_v2:
+        stream = self._opener(f"shell,v2,raw:{command}" if v2 else f"exec:{command}")
+        if v2:
             packets = bytearray()
             data = stdin or b""
             for offset in range(0, len(data), STDIN_PACKET):
@@ -94,7 +96,7 @@ class ShellClient:
                 packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_STDIN, len(piece)) + piece
             packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_CLOSE_STDIN, 0)
             stream.write(bytes(packets))
-        return RunningCommand(stream, self.shell_v2)
+        return RunningCommand(stream, v2)
 
-    def run(self, command: str, stdin: bytes | None = None) -> CommandResult:
-        return self.start(command, stdin).wait()
+    def run(self, command: str, stdin: bytes | None = None, *, raw: bool = False) -> CommandResult:
+        return self.start(command, stdin, raw=raw).wait()

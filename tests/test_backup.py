@@ -14,7 +14,7 @@ import subprocess
 import sys
 import termios
 
-from adbvoice.emulator import EmulatedPhone
+from adbvoice.emulator import EmulatedPhone, Faults
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
 from tests.conftest import archived_files, run_cli
 
@@ -232,9 +232,33 @@ def test_a_folder_the_phone_cannot_read_is_reported_not_silently_skipped(phone_t
     week.chmod(0o000)  # the phone's shell runs as its "shell" user, who cannot open it
     try:
         with EmulatedPhone(phone_tree.root) as phone:
-            result = run_cli("backup", archive, "--tcp", phone.address, "--json")
+            reports = [json.loads(run_cli("backup", archive, "--tcp", phone.address, "--json").stdout) for _ in "12"]
     finally:
         week.chmod(0o755)
-    report = json.loads(result.stdout)
-    assert report["listed_by"] == "shell"
-    assert any(w.startswith("the phone said: find:") and week.name in w for w in report["warnings"]), report["warnings"]
+    for report in reports:  # the second run lists again, and says so again
+        assert report["listed_by"] == "shell"
+        assert any(w.startswith("the phone said: find:") and week.name in w for w in report["warnings"]), report
+
+
+def test_a_backup_with_nothing_new_asks_the_phone_for_a_fingerprint_not_the_whole_listing(phone, phone_tree, archive):
+    run_cli("backup", archive, "--tcp", phone.address)
+    phone.log.clear()
+
+    again = run_cli("backup", archive, "--tcp", phone.address)
+
+    assert again.exit_code == 0 and again.stdout.startswith("no new voice notes")
+    services = phone.log.services()
+    assert len(services) == 1 and services[0].startswith("exec:") and services[0].endswith("| sort -z")
+    handshake = 2  # CNXN, and CNXN back
+    assert phone.log.round_trips() - handshake <= 2
+    from_phone = sum(r.length for r in phone.log.records() if r.direction == "device" and r.command == "WRTE")
+    assert from_phone < 1000
+
+
+def test_a_note_left_behind_is_tried_again_even_if_the_phone_did_not_change(phone_tree, archive):
+    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
+    with EmulatedPhone(phone_tree.root, faults=Faults(fail_paths=victim.phone_path)) as phone:
+        assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 4
+    with EmulatedPhone(phone_tree.root) as phone:
+        again = run_cli("backup", archive, "--tcp", phone.address, "--json")
+    assert [n["phone_path"] for n in json.loads(again.stdout)["new_notes"]] == [victim.phone_path]

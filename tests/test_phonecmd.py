@@ -26,8 +26,11 @@ def android_shell(script: str, stdin: bytes = b"") -> bytes:
 @pytest.fixture(autouse=True)
 def toybox_path(tmp_path_factory, monkeypatch):
     bindir = tmp_path_factory.mktemp("system-bin")
-    for applet in ("find", "printf", "xargs", "sha256sum", "sh"):
+    for applet in ("find", "printf", "xargs", "sha256sum", "sort", "sh"):
         (bindir / applet).symlink_to(TOYBOX if applet != "sh" else MKSH)
+    getprop = bindir / "getprop"
+    getprop.write_text("#!" + MKSH + "\necho \"value of $1\"\n")
+    getprop.chmod(0o755)
     monkeypatch.setenv("ANDROID_BIN", str(bindir))
 
 
@@ -88,3 +91,20 @@ def test_phone_hashes_match_each_file_even_when_one_is_missing_or_has_a_newline(
     assert hashes.get(1) is None
     assert hashes.get(2) == hashlib.sha256(b"two").hexdigest()
     assert hashes.get(3) == hashlib.sha256(b"three").hexdigest()
+
+
+def test_the_fingerprint_is_the_hash_of_exactly_what_the_listing_prints(tmp_path):
+    root = tmp_path / "WhatsApp Voice Notes"
+    (root / "202118").mkdir(parents=True)
+    (root / "202118" / "PTT-20210503-WA0007.opus").write_bytes(b"x" * 1234)
+    roots = [str(root), str(tmp_path / "missing")]
+
+    props, stats, digest = phonecmd.parse_fingerprint(android_shell(phonecmd.fingerprint_script(roots)), roots)
+    listing = android_shell(phonecmd.listing_script(roots))
+
+    assert digest == phonecmd.listing_fingerprint(listing) == hashlib.sha256(listing).hexdigest()
+    assert props["ro.serialno"] == "value of ro.serialno"
+    assert stats[str(root).encode()].is_dir and not stats[roots[1].encode()].exists
+    (root / "202118" / "PTT-20210503-WA0008.opus").write_bytes(b"new")
+    _props, _stats, changed = phonecmd.parse_fingerprint(android_shell(phonecmd.fingerprint_script(roots)), roots)
+    assert changed != digest
