@@ -81,8 +81,12 @@ HEADER = ("tree", "link", "case", "time s", "÷ adb pull", "CPU s", "round trips
 
 
 def row_cells(row: Row) -> list[str]:
-    return [row.tree, row.link, row.case, f"{row.seconds:.3f}", f"{row.ratio:.2f}×" if row.ratio is not None else "",
+    return [row.tree, row.link, row.case, f"{row.seconds:.3f}", ratio_text(row.ratio) if row.ratio is not None else "",
             f"{row.cpu_seconds:.2f}", f"{row.turns:,}", f"{row.messages:,}", f"{row.wire_mb:.1f}", row.bulk, f"{row.peak_rss_mb:.1f}"]
+
+
+def ratio_text(ratio: float) -> str:
+    return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.3f}×"
 
 
 def text_table(table: Sequence[Row]) -> str:
@@ -120,8 +124,8 @@ def _ratio_target(cells: Sequence[Cell], notes: int, profile: str, case: str, li
     if not values:
         return Verdict(name, "not measured in this run", None)
     middle = median(values)
-    spread = ", ".join(f"{v:.2f}" for v in values)
-    return Verdict(name, f"{middle:.2f}× (median; each repetition: {spread})", middle <= limit)
+    spread = ", ".join(ratio_text(v) for v in values)
+    return Verdict(name, f"{ratio_text(middle)} (median; each repetition: {spread})", middle <= limit)
 
 
 def verdicts(cells: Sequence[Cell]) -> list[Verdict]:
@@ -144,9 +148,12 @@ def verdicts(cells: Sequence[Cell]) -> list[Verdict]:
                            "not measured in this run", None))
     big_noop = [(c, s) for c in cells if c.tree.notes == 10000 for s in c.of(NOOP)]
     if big_noop:
-        turns = {c.profile: max(s.wire.turns for cc, s in big_noop if cc is c) for c, _ in big_noop}
+        turns: dict[str, list[int]] = {}
+        for c, s in big_noop:
+            turns.setdefault(c.profile, []).append(s.wire.turns)
         out.append(Verdict("No-op sync, 10,000 notes: ≤ 2 round trips after connecting",
-                           ", ".join(f"{p}: {t}" for p, t in turns.items()), max(turns.values()) <= 2))
+                           "; ".join(f"{p}: {min(t):,} to {max(t):,}" for p, t in turns.items()),
+                           max(max(t) for t in turns.values()) <= 2))
         for profile in dict.fromkeys(c.profile for c, _ in big_noop):
             out.append(_ratio_target(cells, 10000, profile, NOOP, 0.1, f"No-op sync, 10,000 notes, {profile}: ≤ 0.1× adb pull"))
     else:

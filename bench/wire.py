@@ -77,10 +77,16 @@ def wire_stats(records: Sequence[PacketRecord], profile: LinkProfile) -> WireSta
     )
 
 
-def explain_turns(records: Sequence[PacketRecord]) -> list[str]:
-    """One line per counted round trip after the handshake: what the host sent, and what
-    the phone answered before the host spoke again (streams named by their service)."""
-    services = {(r.conn, r.arg0): r.service[:40] for r in records if r.service is not None}
+def service_kind(service: str) -> str:
+    """`shell` for "shell,v2,raw:find ...", `sync` for "sync:": enough to tell streams apart."""
+    return service.split(":", 1)[0].split(",", 1)[0]
+
+
+def explain_turns(records: Sequence[PacketRecord], most: int) -> list[str]:
+    """One line per counted round trip after the handshake, at most `most` and then how many
+    more: what the host sent, and what the phone answered before the host spoke again."""
+    opened = [r for r in records if r.service is not None]
+    services = {(r.conn, r.arg0): f"{service_kind(r.service)}#{n}" for n, r in enumerate(opened, 1)}
 
     def describe(run: Sequence[PacketRecord]) -> str:
         groups: list[list] = []  # [command, service, count, bytes]
@@ -97,12 +103,15 @@ def explain_turns(records: Sequence[PacketRecord]) -> list[str]:
         )
 
     lines: list[str] = []
+    counted = 0
     host_run: list[PacketRecord] = []
     answer: list[PacketRecord] = []
     for r in [*after_handshake(records), None]:
         if r is None or (r.direction == "host" and answer):
             if host_run and answer:
-                lines.append(f"{len(lines) + 1:3d}. host {describe(host_run)}  ->  phone {describe(answer)}")
+                counted += 1
+                if counted <= most:
+                    lines.append(f"{counted:3d}. host {describe(host_run)}  ->  phone {describe(answer)}")
             host_run, answer = [], []
         if r is None:
             break
@@ -110,4 +119,6 @@ def explain_turns(records: Sequence[PacketRecord]) -> list[str]:
             host_run.append(r)
         elif host_run:
             answer.append(r)
+    if counted > most:
+        lines.append(f"... and {counted - most:,} more")
     return lines
