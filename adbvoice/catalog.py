@@ -305,6 +305,28 @@ class Catalog:
                 ([getattr(seen, c) for c in _SIGHTING_COLUMNS] for seen in sightings),
             )
 
+    def listing_fingerprints(self) -> dict[str, tuple[str, int]]:
+        """serial → (fingerprint of the listing its last complete backup worked from, how
+        many notes that listing held): see phonecmd.fingerprint_script."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'listing:%'")
+        known = {}
+        for key, value in rows:
+            fingerprint, _, notes = value.partition(" ")
+            known[key.removeprefix("listing:")] = (fingerprint, int(notes or 0))
+        return known
+
+    def remember_listing(self, device_serial: str, fingerprint: str | None, notes: int) -> None:
+        """Keep the fingerprint after a backup that archived everything it listed; forget
+        it (fingerprint None) after one that left something for the next run."""
+        with self._transaction():
+            if fingerprint is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (f"listing:{device_serial}",))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (f"listing:{device_serial}", f"{fingerprint} {notes}"),
+                )
+
     def start_run(self, *, device_serial: str, device_model: str, transport: str) -> int:
         with self._transaction():
             cursor = self._db.execute(
