@@ -1,7 +1,9 @@
 """What crossed the emulated link during one measurement, from the phone's packet log.
 
-Counts that do not depend on machine noise: round trips (PacketLog.round_trips, after the
-connection's handshake), messages, bytes. Throughput for "the bulk of the copy" is taken
+Counts that machine noise barely moves: round trips (PacketLog.round_trips, after the
+connection's handshake), messages, bytes. Shell output is the exception: adbd sends what
+the command has written by the time the host acknowledges the previous WRTE, so a command
+that writes in small pieces costs more round trips the faster the link. Throughput for "the bulk of the copy" is taken
 over the middle 80 % of the bytes the phone sent, at the times the link finished
 serializing them (recomputed with LinkProfile.transit, the formula the emulator's delay
 line applies), so a saturated link reads as exactly its bandwidth.
