@@ -68,12 +68,21 @@ def fingerprint_script(roots: Sequence[str]) -> str:
     from, nothing on the phone changed, and a backup with nothing to do costs a few hundred
     bytes instead of a listing that grows with every note (600 KB for 10,000).
 
-    `sort -z` holds the records until the end and writes them at once, so that adbd sends
-    them in one WRTE: each further write it saw would cost a round trip. Run it over
-    `exec:` (no exit packet to wait for); its stderr would mix in there, so it is dropped.
+    One line per record, gathered in a variable and printed by one printf (with no final
+    newline, which mksh would write on its own): adbd sends
+    whatever the command has written when it reads, and every further piece costs a round
+    trip. Run it over `exec:` (no exit packet to wait for), where stderr would mix in, so
+    stderr is dropped. No record holds a newline: the roots are ours, and Android's
+    property values hold none.
     """
-    digest = f"printf 'H%s\\0' \"$({{ {listing_script(roots)}; }} | sha256sum)\""
-    return f"{{ {identity_script()}; {listing_script(roots, entries=False)}; {digest}; }} 2>/dev/null | sort -z"
+    quoted = " ".join(shell_quote(r) for r in roots)
+    identity = "; ".join(f"printf 'P{p}=%s\\n' \"$(getprop {p})\"" for p in IDENTITY_PROPS)
+    markers = (
+        f"for r in {quoted}; do if [ -L \"$r\" ]; then printf 'L%s\\n' \"$r\"; "
+        "elif [ -d \"$r\" ]; then printf 'D%s\\n' \"$r\"; fi; done"
+    )
+    digest = f"printf 'H%s\\n' \"$({{ {listing_script(roots)}; }} | sha256sum)\""
+    return f"out=$( {{ {identity}; {markers}; {digest}; }} 2>/dev/null ); printf '%s' \"$out\""
 
 
 def listing_fingerprint(listing: bytes) -> str:
@@ -81,19 +90,17 @@ def listing_fingerprint(listing: bytes) -> str:
 
 
 def parse_fingerprint(output: bytes, roots: Sequence[str]) -> tuple[dict[str, str], dict[bytes, RemoteStat], str]:
-    """(identity, lstat of each root, the listing's SHA-256) from fingerprint_script's
-    output, whose records come sorted."""
-    records = output.split(b"\0")
-    if records[-1:] != [b""]:
+    """(identity, lstat of each root, the listing's SHA-256) from fingerprint_script's output."""
+    lines = output.split(b"\n")
+    if not lines[-1].startswith(b"H") or not lines[-1].endswith(b"  -"):  # sha256sum's line comes last
         raise UnexpectedOutput("the fingerprint did not finish")
-    records = records[:-1]
-    identity = [r for r in records if r[:1] == b"P"]
-    markers = [r for r in records if r[:1] in (b"D", b"L")]
-    digests = [r[1:65] for r in records if r[:1] == b"H"]
+    identity = [line for line in lines if line[:1] == b"P"]
+    markers = [line for line in lines if line[:1] in (b"D", b"L")]
+    digests = [line[1:65] for line in lines if line[:1] == b"H"]
     if len(identity) != len(IDENTITY_PROPS) or len(digests) != 1 or not _is_hex(digests[0]):
         raise UnexpectedOutput("no identity or fingerprint in the phone's answer")
-    props, _rest = split_identity(b"".join(r + b"\0" for r in identity))
-    root_stats, _entries = parse_listing(b"".join(r + b"\0" for r in markers) + END_MARK + b"\0", roots)
+    props, _rest = split_identity(b"".join(line + b"\0" for line in identity))
+    root_stats, _entries = parse_listing(b"".join(line + b"\0" for line in markers) + END_MARK + b"\0", roots)
     return props, root_stats, digests[0].decode()
 
 
