@@ -119,9 +119,12 @@ class Stream:
             self._pump()
 
     def drain(self) -> None:
-        """Wait until all output has been handed to the connection."""
+        """Wait until the host has acknowledged all output: only then is it surely in the
+        host's hands. (Data merely sent can still be lost: once we close, the host's next
+        OKAY draws a TCP reset, and a reset discards what the host's kernel had received
+        but the host had not read yet.)"""
         with self._cv:
-            while self._outbox and not self._closed:
+            while (self._outbox or self._awaiting_okay) and not self._closed:
                 self._cv.wait()
             if self._closed:
                 raise StreamClosed()
