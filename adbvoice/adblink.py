@@ -125,6 +125,11 @@ class ExactReads:
             missing -= len(part)
         return b"".join(parts)
 
+    def readable_now(self) -> bool:
+        """Whether read() would return at once (bytes arrived, or the phone closed the
+        stream); False where that is not known without reading."""
+        return False
+
 
 @dataclass(frozen=True)
 class DeviceBanner:
@@ -174,6 +179,9 @@ class AdbStream(ExactReads):
         self._unread -= len(chunk)
         self.link._settle_okay(self)
         return bytes(chunk)
+
+    def readable_now(self) -> bool:
+        return bool(self._inbox) or self.peer_closed
 
     def close(self) -> None:
         self.link._close_stream(self)

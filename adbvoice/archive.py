@@ -6,6 +6,9 @@ The order of writes is the invariant (restic's rule for write-once storage):
 3. it is linked to its final name — link(2) fails rather than replace an existing name;
 4. the final folder (and every folder created for it) is fsynced;
 5. only then may the catalog refer to it.
+Notes are published in groups (see transfer.py): steps 2–3 per note, step 4 once per
+folder for the whole group, step 5 in one transaction, so a thousand notes cost a
+thousand file fsyncs but not a thousand folder fsyncs and catalog commits.
 A crash anywhere leaves either nothing visible or a complete file; leftovers in tmp/ are
 swept at the start of the next run. If an fsync fails the temp file is discarded, never
 retried: after a failed fsync the kernel may have dropped the dirty pages while reporting
@@ -116,6 +119,8 @@ class Archive:
         self.tmp = self.private / "tmp"
         self.catalog_path = self.private / "catalog.sqlite"
         self.lock_path = self.private / "lock"
+        self._folders: set[Path] = set()  # dated folders known to exist: no mkdir(2) each note
+        self._unsynced: set[Path] = set()  # folders that gained an entry since sync_folders()
 
     @classmethod
     def open(cls, root: Path, *, create: bool) -> Archive:
@@ -172,10 +177,11 @@ class Archive:
     def path_of(self, relpath: PurePosixPath) -> Path:
         return self.root.joinpath(*relpath.parts)
 
-    def publish(self, temp: TempNote, wanted: PurePosixPath, same_content: Callable[[Path], bool]) -> Published:
+    def link(self, temp: TempNote, wanted: PurePosixPath, same_content: Callable[[Path], bool]) -> Published:
         """Link the sealed temp file at `wanted`, or at `name-2.ext`, `name-3.ext`... when the
         name is taken by other bytes. Never replaces anything. If `same_content(path)` says
-        an existing file already holds these very bytes, that file is kept (`adopted`)."""
+        an existing file already holds these very bytes, that file is kept (`adopted`).
+        Durable only after sync_folders()."""
         folder = self._make_folders(wanted.parent)
         number = 1
         adopted = False
@@ -194,11 +200,18 @@ class Archive:
                 temp.discard()
                 raise _disk_error(exc, f"publishing {name}") from exc
         temp.discard()  # the final name holds the bytes now; drop the temp name
-        try:
-            fsync_dir(folder)
-        except OSError as exc:
-            raise _disk_error(exc, f"syncing {folder}") from exc
+        self._unsynced.add(folder)
         return Published(wanted.parent / name, adopted)
+
+    def sync_folders(self) -> None:
+        """Fsync every folder that gained a note or a subfolder since the last call: after
+        it, what link() published survives a power cut."""
+        while self._unsynced:
+            folder = self._unsynced.pop()
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                raise _disk_error(exc, f"syncing {folder}") from exc
 
     def _link(self, source: Path, target: Path) -> None:
         try:
@@ -215,17 +228,19 @@ class Archive:
             os.rename(source, target)
 
     def _make_folders(self, relative: PurePosixPath) -> Path:
-        """Create the dated folders (0700), fsyncing each parent that gained an entry."""
+        """Create the dated folders (0700); each parent that gained one is synced later."""
         folder = self.root
         for part in relative.parts:
             parent, folder = folder, folder / part
+            if folder in self._folders:
+                continue
             try:
                 folder.mkdir(mode=DIR_MODE)
-                fsync_dir(parent)
+                self._unsynced.add(parent)
             except FileExistsError:
                 if not folder.is_dir() or folder.is_symlink():
                     raise errors.ArchiveNotWritableError(f"{folder} exists and is not a folder") from None
-                continue
             except OSError as exc:
                 raise _disk_error(exc, f"creating {folder}") from exc
+            self._folders.add(folder)
         return folder

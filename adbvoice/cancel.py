@@ -2,8 +2,8 @@
 
 The CLI's signal handler calls `request()`. Outside a shielded section that raises at
 once, which also breaks out of a read blocked on a silent phone; inside one (publishing a
-note: seal, link, fsync, catalog row) it is remembered and raised when the section ends,
-so the note in flight is either finished or discarded, never left half-done.
+group of notes: seal, link, fsync, catalog rows) it is remembered and raised when the
+section ends, so the group in flight is finished, never left half-done.
 """
 
 from __future__ import annotations

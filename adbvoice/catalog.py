@@ -348,21 +348,32 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             raise _write_error(exc) from exc
 
+    def group(self) -> _Transaction:
+        """One transaction around several writes (a group of published notes): one commit
+        instead of one per note; all of them or none."""
+        return self._transaction()
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (Ctrl-C included); a full
-    disk becomes DiskFullError, like every other write of the archive."""
+    disk becomes DiskFullError, like every other write of the archive. Inside another
+    transaction it is part of that one, which commits or rolls back for both."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._outer = False
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._outer = not self._db.in_transaction
+        if self._outer:
+            self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self._outer:
+            return
         if exc is None:
             try:
                 self._db.execute("COMMIT")

@@ -160,6 +160,14 @@ class PhoneHashes:
                 self._command.read_more()
         return self._hashes[index]
 
+    def settled(self, index: int) -> bool:
+        """Whether get(index) can answer from what has already arrived, without waiting
+        (after a lost connection, nothing more will)."""
+        self._command.read_arrived()
+        while index >= self._next and self._resolve_next():
+            pass
+        return index < self._next
+
     def _resolve_next(self) -> bool:
         path = self._paths[self._next]
         out = self._command.stdout

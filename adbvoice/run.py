@@ -1,7 +1,7 @@
 """`backup`: the one flow, from a frozen config to a RunReport. Never prints, never exits.
 
 lock → sweep tmp/ → connect → survey the phone → plan against the catalog → pull, verify,
-publish and catalogue each note → retry what was still changing → record the run.
+publish and catalogue them, a group at a time → retry what was still changing → record the run.
 """
 
 from __future__ import annotations
@@ -178,8 +178,17 @@ def _copy(
         try:
             phone.pull_many(paths, copier)
         except SyncError as exc:
+            copier.publish()
             report.errors.append(f"the phone's file service failed: {exc}")
             return False
+        except errors.InterruptedRun:
+            copier.publish()  # what arrived whole before Ctrl-C is kept
+            raise
+        except LinkClosed:
+            copier.publish(wait_for_hashes=False)  # and what arrived verified before the phone left
+            raise
+        else:
+            copier.publish()
         finally:
             copier.abort()
             if hashes:

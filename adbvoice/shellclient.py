@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adbvoice import adbwire
-from adbvoice.adblink import StreamEnded
+from adbvoice.adblink import LinkClosed, ServiceRefused, StreamEnded
 from adbvoice.syncclient import ByteStream, StreamOpener
 
 # Keep stdin packets well under any peer's buffer (adbd's is MAX_PAYLOAD).
@@ -60,6 +60,17 @@ class RunningCommand:
             self.exit_code = data[0] if data else None
             return self._end()
         return True
+
+    def read_arrived(self) -> None:
+        """Take in the output that has already arrived, without waiting for more (after a
+        lost connection, it is all there will be)."""
+        try:
+            while not self.finished and self._stream.readable_now():
+                self.read_more()
+        except ServiceRefused:
+            self.finished = True
+        except LinkClosed:
+            pass  # a packet cut in half by the loss: what came before it was taken in
 
     def _end(self) -> bool:
         self.finished = True

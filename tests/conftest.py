@@ -62,6 +62,13 @@ def phone_tree(tmp_path) -> PhoneTree:
 
 
 @pytest.fixture
+def long_copy_tree(tmp_path) -> PhoneTree:
+    """Enough notes (3.7 MB) that a copy over a slow link is still running seconds after
+    its first group of notes was published."""
+    return build_phone_tree(tmp_path / "sdcard", notes=80)
+
+
+@pytest.fixture
 def phone(phone_tree) -> Iterator[EmulatedPhone]:
     with EmulatedPhone(phone_tree.root) as emulated:
         yield emulated

@@ -26,7 +26,8 @@ def never_same(_path: Path) -> bool:
 
 def test_a_new_archive_and_its_notes_are_private(tmp_path):
     archive = Archive.open(tmp_path / "notes", create=True)
-    published = archive.publish(sealed(archive, b"voice"), PurePosixPath("2021/05/03/a.opus"), never_same)
+    published = archive.link(sealed(archive, b"voice"), PurePosixPath("2021/05/03/a.opus"), never_same)
+    archive.sync_folders()
     note = archive.path_of(published.relpath)
     assert stat.S_IMODE(note.stat().st_mode) == 0o600
     for folder in (archive.root, archive.root / "2021", archive.root / "2021/05/03", archive.private):
@@ -39,7 +40,7 @@ def test_a_stricter_umask_is_respected(tmp_path):
     old = os.umask(0o077)
     try:
         archive = Archive.open(tmp_path / "notes", create=True)
-        published = archive.publish(sealed(archive, b"x"), PurePosixPath("a.opus"), never_same)
+        published = archive.link(sealed(archive, b"x"), PurePosixPath("a.opus"), never_same)
     finally:
         os.umask(old)
     assert stat.S_IMODE(archive.path_of(published.relpath).stat().st_mode) == 0o600
@@ -47,18 +48,18 @@ def test_a_stricter_umask_is_respected(tmp_path):
 
 def test_a_taken_name_gets_a_suffix_and_the_old_note_is_untouched(tmp_path):
     archive = Archive.open(tmp_path, create=True)
-    first = archive.publish(sealed(archive, b"personal"), PurePosixPath("d/PTT-1.opus"), never_same)
-    second = archive.publish(sealed(archive, b"business"), PurePosixPath("d/PTT-1.opus"), never_same)
-    third = archive.publish(sealed(archive, b"third"), PurePosixPath("d/PTT-1.opus"), never_same)
+    first = archive.link(sealed(archive, b"personal"), PurePosixPath("d/PTT-1.opus"), never_same)
+    second = archive.link(sealed(archive, b"business"), PurePosixPath("d/PTT-1.opus"), never_same)
+    third = archive.link(sealed(archive, b"third"), PurePosixPath("d/PTT-1.opus"), never_same)
     assert [first.relpath.name, second.relpath.name, third.relpath.name] == ["PTT-1.opus", "PTT-1-2.opus", "PTT-1-3.opus"]
     assert archive.path_of(first.relpath).read_bytes() == b"personal"
 
 
 def test_the_same_bytes_already_at_the_name_are_adopted_not_copied_twice(tmp_path):
     archive = Archive.open(tmp_path / "archive", create=True)
-    archive.publish(sealed(archive, b"voice"), PurePosixPath("a.opus"), never_same)
+    archive.link(sealed(archive, b"voice"), PurePosixPath("a.opus"), never_same)
     temp = sealed(archive, b"voice")
-    again = archive.publish(temp, PurePosixPath("a.opus"), lambda existing: Copier._same(existing, temp))
+    again = archive.link(temp, PurePosixPath("a.opus"), lambda existing: Copier._same(existing, temp))
     assert again.adopted and again.relpath == PurePosixPath("a.opus")
     assert sorted(p.name for p in archive.root.iterdir()) == [".adbvoice", "a.opus"]
 
@@ -69,7 +70,7 @@ def test_a_symlink_planted_in_the_archive_is_not_followed(tmp_path):
     archive = Archive.open(tmp_path / "archive", create=True)
     (archive.root / "2021").symlink_to(outside)
     with pytest.raises(errors.ArchiveNotWritableError):
-        archive.publish(sealed(archive, b"x"), PurePosixPath("2021/a.opus"), never_same)
+        archive.link(sealed(archive, b"x"), PurePosixPath("2021/a.opus"), never_same)
     assert list(outside.iterdir()) == []
 
 

@@ -13,10 +13,13 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 from adbvoice.emulator import EmulatedPhone, Faults
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
 from tests.conftest import archived_files, run_cli
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 
 
 def expected_notes(tree, include_audio=False):
@@ -88,6 +91,16 @@ def test_whatsapp_audio_is_copied_only_when_asked(phone, phone_tree, archive):
     hashes = {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
     assert audio and all(n.sha256 in hashes for n in audio)
     assert not any(p.endswith(".txt") for p in archived_files(archive))
+
+
+def test_forwarded_aac_audio_is_catalogued_as_aac(phone, phone_tree, archive):
+    # ADTS AAC has no magic number mutagen trusts: it goes by the file's extension.
+    audio_folder = phone_tree.root / "Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Audio"
+    shutil.copy(FIXTURES / "audio.aac", audio_folder / "AUD-20210505-WA0007.aac")
+    assert run_cli("backup", archive, "--tcp", phone.address, "--include-audio").exit_code == 3
+    listed = json.loads(run_cli("ls", archive, "--format", "json").stdout)
+    aac = next(n for n in listed if n["archive_path"].endswith("AUD-20210505-WA0007.aac"))
+    assert (aac["codec"], aac["audio_error"]) == ("aac", None) and aac["duration_s"] > 0
 
 
 def test_same_name_different_content_keeps_both(phone, phone_tree, archive):

@@ -265,8 +265,9 @@ def test_a_note_that_keeps_growing_is_left_for_the_next_run(phone_tree, archive)
 
 def test_a_dropped_connection_keeps_what_was_archived_and_the_next_run_finishes(phone_tree, archive):
     total = sum(n.size for n in phone_tree.notes if n.is_note and n.kind != "audio")
-    # A shaped link, so that notes are published before the cable is pulled at 2/3.
-    link = LinkProfile(rtt_s=0.001, bandwidth_Bps=2_000_000)
+    # A link slow enough that groups of notes are published (a group gathers for at most a
+    # second) before the cable is pulled at 2/3 of the copy.
+    link = LinkProfile(rtt_s=0.001, bandwidth_Bps=600_000)
     with EmulatedPhone(phone_tree.root, faults=Faults(drop_after_bytes=total * 2 // 3), link=link) as phone:
         result = run_cli("backup", archive, "--tcp", phone.address)
         assert phone.faults_fired["drop"] == 1
@@ -291,9 +292,9 @@ def test_a_phone_that_stops_answering_times_out_instead_of_hanging(phone_tree, a
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_mid_copy_leaves_nothing_partial_and_the_next_run_resumes(phone_tree, archive, sig):
-    slow = LinkProfile(rtt_s=0.002, bandwidth_Bps=400_000)
-    with EmulatedPhone(phone_tree.root, link=slow) as phone:
+def test_ctrl_c_or_sigterm_mid_copy_leaves_nothing_partial_and_the_next_run_resumes(long_copy_tree, archive, sig):
+    slow = LinkProfile(rtt_s=0.002, bandwidth_Bps=600_000)
+    with EmulatedPhone(long_copy_tree.root, link=slow) as phone:
         process = subprocess.Popen(
             [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", phone.address],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -307,10 +308,10 @@ def test_ctrl_c_or_sigterm_mid_copy_leaves_nothing_partial_and_the_next_run_resu
     assert err.strip().splitlines()[-1].startswith("adbvoice: interrupted")
     assert "Traceback" not in err
     files = archived_files(archive)
-    assert 0 < len(files) < sum(1 for n in phone_tree.notes if n.is_note and n.kind != "audio")
-    with EmulatedPhone(phone_tree.root) as phone:
+    assert 0 < len(files) < sum(1 for n in long_copy_tree.notes if n.is_note and n.kind != "audio")
+    with EmulatedPhone(long_copy_tree.root) as phone:
         assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 3
-    assert_archive_consistent(archive, phone_tree)
+    assert_archive_consistent(archive, long_copy_tree)
 
 
 # --- the archive's side ----------------------------------------------------------------

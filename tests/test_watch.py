@@ -137,20 +137,20 @@ def test_without_v_there_is_one_line_per_backup_and_no_heartbeat(phone, phone_tr
     assert code == 0 and watching.err == [] and len(watching.out) == 1, watching.output()
 
 
-def test_sigterm_mid_copy_ends_the_watch_with_nothing_partial_and_the_next_run_resumes(phone_tree, archive):
-    slow = LinkProfile(rtt_s=0.002, bandwidth_Bps=400_000)
-    with EmulatedPhone(phone_tree.root, link=slow) as phone:
+def test_sigterm_mid_copy_ends_the_watch_with_nothing_partial_and_the_next_run_resumes(long_copy_tree, archive):
+    slow = LinkProfile(rtt_s=0.002, bandwidth_Bps=600_000)
+    with EmulatedPhone(long_copy_tree.root, link=slow) as phone:
         with Watching(archive, "--tcp", phone.address, "--interval", "0.1") as watching:
             watching.wait_for(lambda: len(archived_files(archive)) > 0, "the first notes archived")
             code = watching.stop()
     assert code == 130, watching.output()
     assert watching.err[-1].startswith("adbvoice: interrupted") and "Traceback" not in watching.output()
     assert watching.backups() == []
-    assert 0 < len(archived_files(archive)) < sum(1 for n in phone_tree.notes if n.is_note and n.kind != "audio")
-    assert_archive_consistent(archive, phone_tree)
-    with EmulatedPhone(phone_tree.root) as phone:
+    assert 0 < len(archived_files(archive)) < sum(1 for n in long_copy_tree.notes if n.is_note and n.kind != "audio")
+    assert_archive_consistent(archive, long_copy_tree)
+    with EmulatedPhone(long_copy_tree.root) as phone:
         assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 3
-    assert_archive_consistent(archive, phone_tree)
+    assert_archive_consistent(archive, long_copy_tree)
 
 
 def test_phones_held_by_an_adb_server_are_each_backed_up_once_and_an_unauthorized_one_is_waited_for(

@@ -6,6 +6,7 @@ patches the same seams in a real CLI process and ends it with os._exit.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ def arm(point: KillPoint, setattr_: Callable[[object, str, object], None], actio
     proves it fired ([1] once it has)."""
     original = getattr(point.owner, point.attribute)
     fired = [0]
+    counting = threading.Lock()
     occasions: list[object] = []  # write: one occasion per temp file; otherwise one per call
 
     def fire() -> None:
@@ -58,8 +60,9 @@ def arm(point: KillPoint, setattr_: Callable[[object, str, object], None], actio
             original(self, data[: len(data) // 2])
             fire()
             return original(self, data[len(data) // 2 :])
-        occasions.append(1)
-        due = len(occasions) == NTH
+        with counting:  # notes are sealed by several threads at once
+            occasions.append(1)
+            due = len(occasions) == NTH
         if due and point.when == "before":
             fire()
         result = original(self, *args, **kwargs)

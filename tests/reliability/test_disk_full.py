@@ -10,6 +10,7 @@ import pathlib
 import sqlite3
 import stat
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,12 +48,15 @@ def fill_up(monkeypatch, archive: Path, seam: str) -> list[int]:
     many notes were published at that moment."""
     calls: list[int] = []
     fired: list[int] = []
+    counting = threading.Lock()
 
     def failing(real: Callable, applies: Callable[..., bool], error: Callable[[], Exception] = enospc) -> Callable:
         def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             if applies(*args):
-                calls.append(1)
-                if len(calls) == NTH:
+                with counting:  # notes are sealed by several threads at once
+                    calls.append(1)
+                    due = len(calls) == NTH
+                if due:
                     fired.append(len(archived_files(archive)))
                     raise error()
             return real(*args, **kwargs)

@@ -73,15 +73,24 @@ def test_a_crash_while_publishing_loses_nothing_and_the_next_run_completes(
 
     assert fired, (outcome.exit_code, outcome.stderr)
     assert cut.catalog_sound, cut
-    assert rerun.exit_code == 3, rerun.stderr  # the phone holds deliberately broken notes
+    # 3: the phone holds deliberately broken notes, reported when the rerun archives them
+    assert rerun.exit_code == (0 if cut.clean and not cut.lost(wanted) else 3), rerun.stderr
     assert final.complete(wanted), final
     if mode != "ctrl-c":
-        # Cut off after link(2) and before the catalog row: a whole note the catalog does not
-        # know yet, which the rerun adopted (final.clean). Anywhere else: nothing visible.
-        assert len(cut.unknown) == (1 if point.key in ("linked", "catalog", "transaction") else 0), cut
+        # Notes are published a group at a time: received notes wait in tmp/ until the group
+        # is sealed, linked, its folders synced and its rows written in one transaction. Cut
+        # off before a link: nothing visible. After: whole notes the catalog does not know
+        # yet, which the rerun adopted (final.clean) — those linked before the cut, or every
+        # note of the group once its transaction began and was rolled back.
+        linked_before = {"write": 0, "seal": 0, "link": NTH - 1, "linked": NTH}
+        assert len(cut.unknown) == linked_before.get(point.key, sum(cut.copies.values())), cut
     if mode == "exception":
         assert outcome.exit_code == 1 and "internal error" in outcome.stderr
     if mode == "ctrl-c":
-        # The note in flight is finished once publishing began, else discarded; never half-done.
+        # Notes received whole before Ctrl-C are published; a group being published is
+        # finished; the note in flight is discarded; never anything half-done.
         assert outcome.exit_code == 130 and cut.clean, (outcome.stderr, cut)
-        assert sum(cut.copies.values()) == (NTH - 1 if point.key == "write" else NTH)
+        if point.key == "write":
+            assert sum(cut.copies.values()) == NTH - 1
+        else:
+            assert sum(cut.copies.values()) >= NTH
