@@ -73,13 +73,26 @@ class AudioInfo:
         return self.error is None
 
 
+# Voice notes are mostly 5–100 KB: read whole, so that mutagen's dozens of seeks and
+# small reads per file cost no system calls.
+READ_WHOLE = 4 << 20
+
+
 def read_audio_info(path: Path) -> AudioInfo:
-    """Read `path`'s audio metadata; never raises for a broken or unknown file, never writes."""
+    """Read `path`'s audio metadata; never raises for a broken or unknown file, never writes.
+    The name counts: mutagen knows ADTS AAC by its extension."""
     try:
         with open(path, "rb") as f:
-            return _read(f, os.fstat(f.fileno()).st_size)
+            size = os.fstat(f.fileno()).st_size
+            return _read(_in_memory(f, path) if size <= READ_WHOLE else f, size)
     except OSError as e:
         return AudioInfo(error=f"cannot read file: {e.strerror or e}")
+
+
+def _in_memory(f: BinaryIO, path: Path) -> io.BytesIO:
+    whole = io.BytesIO(f.read())
+    whole.name = str(path)  # what mutagen scores file types by, besides the bytes
+    return whole
 
 
 def read_tags(path: Path) -> dict[str, list[str]]:
