@@ -218,9 +218,10 @@ class Sandbox:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL bwrap; --die-with-parent and the PID namespace take everything inside."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):  # it just ended
-            proc.send_signal(signal.SIGKILL)
+    """SIGKILL bwrap's whole process group (its own session, so the group is its pid): the
+    inner bwrap, PID 1 of the sandbox, is in it, and its death ends everything inside.
+    Killing only the outer bwrap left the inner one behind, orphaned, now and then."""
+    with contextlib.suppress(ProcessLookupError):  # the group has ended already
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
