@@ -174,6 +174,18 @@ class Archive:
         except OSError as exc:
             raise _disk_error(exc, "creating a temp file") from exc
 
+    def files(self) -> Iterator[PurePosixPath]:
+        """Every non-folder outside `.adbvoice/`, relative to the root, in sorted walk order:
+        files, and links of any kind, which are listed, never followed."""
+        for folder, subfolders, names in os.walk(self.root):
+            here = Path(folder)
+            if here == self.root:
+                subfolders[:] = [d for d in subfolders if d != PRIVATE_DIR]
+            subfolders.sort()
+            relative = PurePosixPath(here.relative_to(self.root).as_posix())
+            for name in sorted(names) + [d for d in subfolders if (here / d).is_symlink()]:
+                yield relative / name
+
     def path_of(self, relpath: PurePosixPath) -> Path:
         return self.root.joinpath(*relpath.parts)
 

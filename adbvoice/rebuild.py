@@ -143,26 +143,20 @@ def _scan(archive: Archive, report: RebuildReport) -> list[FoundFile]:
     """Every audio-named regular file outside `.adbvoice/`, hashed and read; symbolic
     links and other files are reported, never followed or catalogued."""
     found = []
-    for folder, subfolders, names in os.walk(archive.root):
-        here = Path(folder)
-        if here == archive.root:
-            subfolders[:] = [d for d in subfolders if d != PRIVATE_DIR]
-        subfolders.sort()
-        for name in sorted(names) + [d for d in subfolders if (here / d).is_symlink()]:
-            path = here / name
-            relpath = path.relative_to(archive.root).as_posix()
-            if path.is_symlink():
-                report.skipped.append(f"{relpath} (a symbolic link, not followed)")
-            elif not is_audio_name(name) or not path.is_file():
-                report.skipped.append(f"{relpath} (not an audio file)")
-            else:
-                try:
-                    status = path.stat()
-                    sha256 = file_sha256(path)
-                except OSError as exc:
-                    report.unreadable.append(f"{relpath}: cannot be read ({exc.strerror or exc})")
-                    continue
-                found.append(FoundFile(relpath, sha256, status.st_size, int(status.st_mtime), read_audio_info(path)))
+    for relative in archive.files():
+        path, relpath = archive.path_of(relative), relative.as_posix()
+        if path.is_symlink():
+            report.skipped.append(f"{relpath} (a symbolic link, not followed)")
+        elif not is_audio_name(relative.name) or not path.is_file():
+            report.skipped.append(f"{relpath} (not an audio file)")
+        else:
+            try:
+                status = path.stat()
+                sha256 = file_sha256(path)
+            except OSError as exc:
+                report.unreadable.append(f"{relpath}: cannot be read ({exc.strerror or exc})")
+                continue
+            found.append(FoundFile(relpath, sha256, status.st_size, int(status.st_mtime), read_audio_info(path)))
     report.files = len(found)
     return found
 

@@ -21,7 +21,6 @@ from pathlib import Path, PurePosixPath
 
 from adbvoice.archive import Archive
 from adbvoice.catalog import NoteRow, reading
-from adbvoice.layout import PRIVATE_DIR
 from adbvoice.report import Event, human_bytes
 
 _BLOCK = 1 << 20
@@ -90,7 +89,7 @@ def verify_archive(root: Path, *, quick: bool = False, on_event: Callable[[Event
             on_event(Event("bytes", bytes=note.size))
         on_event(Event("note", note.archive_path, files=1, bytes=note.size))
     known = {n.archive_path for n in notes}
-    report.unknown = sorted(path for path in _archived_files(archive.root) if path not in known)
+    report.unknown = sorted(path for path in map(PurePosixPath.as_posix, archive.files()) if path not in known)
     report.missing.sort()
     report.changed.sort(key=lambda c: c.archive_path)
     return report
@@ -134,18 +133,3 @@ def _sha256(path: Path, report: VerifyReport, on_event: Callable[[Event], None])
             report.bytes_read += len(block)
             on_event(Event("bytes", bytes=len(block)))
     return digest.hexdigest()
-
-
-def _archived_files(root: Path) -> list[str]:
-    """Every non-folder in the archive outside `.adbvoice/`, as a relative POSIX path.
-    Links are listed, never followed."""
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        relative = PurePosixPath(Path(folder).relative_to(root).as_posix())
-        if folder == str(root):
-            subfolders[:] = [s for s in subfolders if s != PRIVATE_DIR]
-        for name in subfolders:
-            if os.path.islink(os.path.join(folder, name)):
-                found.append((relative / name).as_posix())
-        found += [(relative / name).as_posix() for name in files]
-    return found
