@@ -100,7 +100,6 @@ class Copier:
         self._index = -1
         self._temp: TempNote | None = None
         self._received: list[Received] = []
-        self._received_bytes = 0
         self._group_started = 0.0
         self.retries: list[Retry] = []
 
@@ -147,8 +146,8 @@ class Copier:
         if not self._received:
             self._group_started = time.monotonic()
         self._received.append(item)
-        self._received_bytes += item.temp.size
-        if len(self._received) >= GROUP_NOTES or self._received_bytes >= GROUP_BYTES or self._group_due():
+        gathered = sum(r.temp.size for r in self._received)
+        if len(self._received) >= GROUP_NOTES or gathered >= GROUP_BYTES or self._group_due():
             self.publish()
 
     def _group_due(self) -> bool:
@@ -159,7 +158,7 @@ class Copier:
         self._drop_temp()
         for item in self._received:
             item.temp.discard()
-        self._received, self._received_bytes = [], 0
+        self._received = []
 
     def _drop_temp(self) -> None:
         if self._temp is not None:
@@ -173,7 +172,7 @@ class Copier:
         gone) a note whose phone hash has not arrived is dropped, to be pulled next run.
         Waiting for hashes can be interrupted; sealing, linking and cataloguing cannot."""
         while self._received:
-            group, self._received, self._received_bytes = self._received, [], 0
+            group, self._received = self._received, []
             try:
                 intact = [item for item in group if self._intact(item, wait_for_hashes)]
                 with self._cancel.shield():
