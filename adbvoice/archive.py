@@ -1,12 +1,13 @@
 """The archive folder: write-once notes, private to their owner.
 
 The order of writes is the invariant (restic's rule for write-once storage):
-1. bytes go to a temp file in `.adbvoice/tmp/` on the same filesystem, hashed as written;
-2. the temp file gets the phone's mtime and is fsynced;
+1. bytes go to a temp file in `.adbvoice/tmp/` on the same filesystem, hashed as they
+   arrive (a small note is held in memory until step 2, see TempNote);
+2. the temp file is complete, gets the phone's mtime (`store`) and is fsynced (`seal`);
 3. it is linked to its final name — link(2) fails rather than replace an existing name;
 4. the final folder (and every folder created for it) is fsynced;
 5. only then may the catalog refer to it.
-Notes are published in groups (see transfer.py): steps 2–3 per note, step 4 once per
+Notes are published in groups (see publish.py): steps 2–3 per note, step 4 once per
 folder for the whole group, step 5 in one transaction, so a thousand notes cost a
 thousand file fsyncs but not a thousand folder fsyncs and catalog commits.
 A crash anywhere leaves either nothing visible or a complete file; leftovers in tmp/ are
@@ -34,6 +35,7 @@ from adbvoice.layout import PRIVATE_DIR, with_suffix_number
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+HELD_BYTES = 1 << 20  # a note up to this size is received in memory (see TempNote)
 # Filesystems without hard links (FAT, exFAT, some network mounts) refuse link(2) with these.
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
@@ -56,23 +58,35 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class TempNote:
-    """A note being received: bytes counted and SHA-256 computed as they are written."""
+    """A note being received: bytes counted and SHA-256 computed as they arrive.
+
+    Up to HELD_BYTES it is held in memory and its temp file is written when it is sealed,
+    on the publishing thread: creating files was the receive loop's costliest step. A
+    bigger note goes to its temp file as it arrives, so memory stays flat in file size.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        self._fd = -1
+        self._on_disk = False
+        self._held = bytearray()
         self._hash = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as exc:
-            self.discard()
-            raise _disk_error(exc, f"writing {self.path.name}") from exc
+        if self._on_disk or self.size + len(data) > HELD_BYTES:
+            self._write_out(data)
+        else:
+            self._held += data
         self._hash.update(data)
         self.size += len(data)
 
@@ -80,12 +94,17 @@ class TempNote:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def seal(self, mtime: int) -> None:
-        """Give it the phone's mtime and make it durable; FsyncFailed if the disk says no."""
+    def store(self, mtime: int) -> None:
+        """Put every byte in the temp file and give it the phone's mtime."""
+        if not self._on_disk:
+            self._write_out(b"")
         try:
             os.utime(self._fd, (mtime, mtime))
         except OSError:
             pass  # some filesystems keep no mtime; the catalog has it anyway
+
+    def seal(self) -> None:
+        """Make the stored file durable; FsyncFailed if the disk says no."""
         try:
             os.fsync(self._fd)
         except OSError as exc:
@@ -96,14 +115,34 @@ class TempNote:
         os.close(self._fd)
         self._fd = -1
 
+    def _write_out(self, data: bytes) -> None:
+        """Append `data` to the temp file, creating it (with what was held) if need be."""
+        try:
+            if not self._on_disk:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                self._on_disk = True
+                held, self._held = self._held, bytearray()
+                self._write_all(held)
+            self._write_all(data)
+        except OSError as exc:
+            self.discard()
+            raise _disk_error(exc, f"writing {self.path.name}") from exc
+
+    def _write_all(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
     def discard(self) -> None:
+        self._held = bytearray()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        if self._on_disk:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
 
 
 @dataclass(frozen=True)
@@ -169,10 +208,7 @@ class Archive:
         return removed
 
     def new_temp(self) -> TempNote:
-        try:
-            return TempNote(self.tmp / f"{secrets.token_hex(8)}.part")
-        except OSError as exc:
-            raise _disk_error(exc, "creating a temp file") from exc
+        return TempNote(self.tmp / f"{secrets.token_hex(8)}.part")
 
     def files(self) -> Iterator[PurePosixPath]:
         """Every non-folder outside `.adbvoice/`, relative to the root, in sorted walk order:

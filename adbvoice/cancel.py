@@ -1,9 +1,9 @@
 """Stopping a run cleanly on Ctrl-C or SIGTERM.
 
-The CLI's signal handler calls `request()`. Outside a shielded section that raises at
-once, which also breaks out of a read blocked on a silent phone; inside one (publishing a
-group of notes: seal, link, fsync, catalog rows) it is remembered and raised when the
-section ends, so the group in flight is finished, never left half-done.
+The CLI's signal handler calls `request()`. That raises at once, which also breaks out of
+a read blocked on a silent phone, except inside `deferred()`: there it is only
+remembered, and raised by the next `check()`. Waiting for the publisher thread is
+deferred, so a group of notes handed to it is published whole, never lost on the way.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ MESSAGE = "interrupted; what was archived is complete, and the next run copies t
 class CancelToken:
     def __init__(self) -> None:
         self.requested = False
-        self._shields = 0
+        self._deferring = 0
 
     def request(self) -> None:
         self.requested = True
-        if not self._shields:
+        if not self._deferring:
             raise InterruptedRun(MESSAGE)
 
     def check(self) -> None:
@@ -31,10 +31,9 @@ class CancelToken:
             raise InterruptedRun(MESSAGE)
 
     @contextmanager
-    def shield(self) -> Iterator[None]:
-        self._shields += 1
+    def deferred(self) -> Iterator[None]:
+        self._deferring += 1
         try:
             yield
         finally:
-            self._shields -= 1
-        self.check()
+            self._deferring -= 1

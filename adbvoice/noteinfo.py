@@ -16,6 +16,7 @@ from adbvoice.catalog import NoteRow, SightingRow, reading
 from adbvoice.layout import PRIVATE_DIR
 from adbvoice.listing import minutes_seconds, note_json
 from adbvoice.metadata import AudioInfo, read_audio_info, read_tags
+from adbvoice.plan import text_path
 from adbvoice.sources import is_audio_name
 
 
@@ -33,7 +34,7 @@ class NoteInfo:
             "archive": str(self.archive),
             "catalog": note_json(self.note),
             "sightings": [
-                {**asdict(s), "phone_path": _text(s.phone_path), "phone_path_hex": _hex_unless_utf8(s.phone_path)}
+                {**asdict(s), "phone_path": text_path(s.phone_path), "phone_path_hex": _hex_unless_utf8(s.phone_path)}
                 for s in self.sightings
             ],
             "now": {**asdict(self.now), "tags": self.tags, "file_size": self.file_size},
@@ -87,13 +88,9 @@ def _unknown(reference: str, archive: Archive, relpath: PurePosixPath) -> errors
     return errors.UnknownNoteError(f"no note {reference} in the catalog of {archive.root}")
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
 def _hex_unless_utf8(raw: bytes) -> str | None:
     """The exact bytes, as in `ls --json`, only where the text shown lost some."""
-    return None if _text(raw).encode() == raw else raw.hex()
+    return None if text_path(raw).encode() == raw else raw.hex()
 
 
 def _when(mtime: int | None) -> str:
@@ -114,7 +111,7 @@ def info_lines(info: NoteInfo) -> list[str]:
     lines.append("seen on the phone at:" if info.sightings else "seen on the phone at: (nowhere recorded)")
     for seen in info.sightings:
         lines.append(
-            f"  {seen.device_serial}  {_text(seen.phone_path)}  ({seen.size:,} bytes, "
+            f"  {seen.device_serial}  {text_path(seen.phone_path)}  ({seen.size:,} bytes, "
             f"modified {datetime.fromtimestamp(seen.mtime):%Y-%m-%d %H:%M:%S}; first seen {seen.first_seen})"
         )
     now = info.now

@@ -44,6 +44,11 @@ class Plan:
         return sum(c.size for c in self.copy)
 
 
+def text_path(raw: bytes) -> str:
+    """A phone path for people and the catalog (raw bytes need not be UTF-8)."""
+    return raw.decode("utf-8", "replace")
+
+
 def source_of(path: bytes, sources: Sequence[Source]) -> Source | None:
     for source in sources:
         prefix = source.path.encode() + b"/"
@@ -72,7 +77,7 @@ def make_plan(
         name = safe_name(raw_name)
         if source is None:
             continue
-        shown = entry.path.decode("utf-8", "replace")
+        shown = text_path(entry.path)
         if entry.stat.is_link:  # whatever its name: a linked folder may hold notes
             plan.notices.append(f"{shown}: a symbolic link, not followed")
             continue

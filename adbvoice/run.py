@@ -15,11 +15,12 @@ from adbvoice.archive import Archive
 from adbvoice.cancel import CancelToken
 from adbvoice.catalog import Catalog
 from adbvoice.config import BackupConfig
-from adbvoice.plan import Candidate, Plan, make_plan
+from adbvoice.plan import Candidate, Plan, make_plan, text_path
+from adbvoice.publish import Retry
 from adbvoice.report import Event, PlannedCopy, RunReport
 from adbvoice.sources import Source, sources_for
 from adbvoice.syncclient import SyncError
-from adbvoice.transfer import STILL_CHANGING, Copier, Retry, text_path
+from adbvoice.transfer import STILL_CHANGING, Copier
 
 # A note whose size or mtime keeps changing across this many pulls is being recorded:
 # it is left for the next run rather than archived half-finished.

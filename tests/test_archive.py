@@ -1,5 +1,6 @@
 """The archive never shows a half-written note, never replaces one, and is its owner's only."""
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -9,14 +10,15 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from adbvoice import errors
-from adbvoice.archive import Archive
-from adbvoice.transfer import Copier
+from adbvoice.archive import HELD_BYTES, Archive
+from adbvoice.publish import same_bytes
 
 
 def sealed(archive: Archive, content: bytes, mtime: int = 1620036001):
     temp = archive.new_temp()
     temp.write(content)
-    temp.seal(mtime)
+    temp.store(mtime)
+    temp.seal()
     return temp
 
 
@@ -59,7 +61,7 @@ def test_the_same_bytes_already_at_the_name_are_adopted_not_copied_twice(tmp_pat
     archive = Archive.open(tmp_path / "archive", create=True)
     archive.link(sealed(archive, b"voice"), PurePosixPath("a.opus"), never_same)
     temp = sealed(archive, b"voice")
-    again = archive.link(temp, PurePosixPath("a.opus"), lambda existing: Copier._same(existing, temp))
+    again = archive.link(temp, PurePosixPath("a.opus"), lambda existing: same_bytes(existing, temp))
     assert again.adopted and again.relpath == PurePosixPath("a.opus")
     assert sorted(p.name for p in archive.root.iterdir()) == [".adbvoice", "a.opus"]
 
@@ -76,8 +78,25 @@ def test_a_symlink_planted_in_the_archive_is_not_followed(tmp_path):
 
 def test_leftover_temp_files_are_swept(tmp_path):
     archive = Archive.open(tmp_path, create=True)
-    archive.new_temp().write(b"half a note")
+    archive.new_temp().write(bytes(HELD_BYTES + 1))  # a long note, cut off while it arrived
     assert archive.sweep_tmp() == 1
+    assert list(archive.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, HELD_BYTES, HELD_BYTES + 1, 3 * HELD_BYTES + 7])
+def test_a_note_is_stored_exactly_whether_held_in_memory_or_written_as_it_arrived(size, tmp_path):
+    archive = Archive.open(tmp_path, create=True)
+    data = os.urandom(size)
+    temp = archive.new_temp()
+    for start in range(0, size, 64 * 1024):
+        temp.write(data[start : start + 64 * 1024])
+    temp.store(1_600_000_000)
+    temp.seal()
+    published = archive.link(temp, PurePosixPath("2020/a.opus"), never_same)
+    stored = archive.path_of(published.relpath)
+    assert stored.read_bytes() == data and temp.size == size
+    assert temp.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.stat().st_mtime == 1_600_000_000 and stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert list(archive.tmp.iterdir()) == []
 
 

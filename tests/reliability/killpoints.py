@@ -27,7 +27,7 @@ class KillPoint:
 
 
 KILL_POINTS = (
-    KillPoint("write", "writing the temp file", TempNote, "write", "midway"),
+    KillPoint("write", "receiving the note", TempNote, "write", "midway"),
     KillPoint("seal", "written, before fsync", TempNote, "seal", "before"),
     KillPoint("link", "fsynced, before link", Archive, "_link", "before"),
     KillPoint("linked", "linked, before the folder fsync", Archive, "_link", "after"),
