@@ -201,6 +201,7 @@ class AdbLink:
         self._next_id = 1
         self.banner: DeviceBanner | None = None
         self.maxdata = adbwire.MAX_PAYLOAD_V1
+        self._version = adbwire.A_VERSION_MIN  # until the phone's CNXN says more
 
     # --- handshake -------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class AdbLink:
         _kind, props = adbwire.parse_banner(msg.data)
         features = frozenset(f for f in props.pop("features", "").split(",") if f)
         self.maxdata = min(msg.arg1, adbwire.MAX_PAYLOAD)
+        self._version = min(msg.arg0, adbwire.A_VERSION)
         self.banner = DeviceBanner(msg.arg0, self.maxdata, props, features)
         return self.banner
 
@@ -306,7 +308,7 @@ class AdbLink:
     # --- messages --------------------------------------------------------------
 
     def _send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        self._pipe.send(adbwire.pack_header(command, arg0, arg1, data), data)
+        self._pipe.send(adbwire.pack_header(command, arg0, arg1, data, version=self._version), data)
 
     def _recv(self, timeout: float | None) -> Message:
         header = self._pipe.recv_exact(adbwire.HEADER.size, timeout)

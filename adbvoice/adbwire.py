@@ -71,15 +71,18 @@ def payload_checksum(data: bytes) -> int:
     return sum(data) & 0xFFFFFFFF
 
 
-def pack_header(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
-    """The 24-byte header for a message carrying `data`. The checksum is always filled
-    in: peers that skip checking ignore it, and old peers need it."""
-    return HEADER.pack(command, arg0, arg1, len(data), payload_checksum(data), command ^ 0xFFFFFFFF)
+def pack_header(command: int, arg0: int, arg1: int, data: bytes = b"", *, version: int = A_VERSION_MIN) -> bytes:
+    """The 24-byte header for a message carrying `data` on a connection at protocol
+    `version`. As adb's send_packet: the checksum is filled in below
+    A_VERSION_SKIP_CHECKSUM (and so before CNXN settled the version), 0 from it on,
+    where summing every payload byte would only cost time."""
+    check = payload_checksum(data) if version < A_VERSION_SKIP_CHECKSUM else 0
+    return HEADER.pack(command, arg0, arg1, len(data), check, command ^ 0xFFFFFFFF)
 
 
-def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
+def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"", *, version: int = A_VERSION_MIN) -> bytes:
     """Header plus payload, ready to write."""
-    return pack_header(command, arg0, arg1, data) + data
+    return pack_header(command, arg0, arg1, data, version=version) + data
 
 
 def unpack_header(header: bytes) -> tuple[int, int, int, int, int]:

@@ -97,7 +97,8 @@ class Connection:
             PacketRecord(time.monotonic(), self.id, "device", adbwire.COMMAND_NAMES[command],
                          arg0, arg1, len(data))
         )
-        self._out.put(adbwire.pack_message(command, arg0, arg1, data), adbwire.HEADER.size + len(data))
+        message = adbwire.pack_message(command, arg0, arg1, data, version=self.version)
+        self._out.put(message, len(message))
 
     def _write(self, item: bytes | None) -> None:
         if item is None:  # the drop fault's marker: everything before it is out
