@@ -3,14 +3,19 @@
 adb-shell 0.4.4 opens one stream per call and waits for every reply, which costs a round
 trip per file; we need several streams in flight and requests pipelined inside a stream
 (docs/dev/protocol.md in AOSP's adb: OPEN/OKAY/WRTE/CLSE, one unacknowledged WRTE per
-stream and direction). This module is that message layer, single-threaded: whoever reads
-a stream pumps the connection, and messages for other streams are queued for them.
+stream and direction). This module is that message layer. After the handshake a reader
+thread takes every message as it arrives, queues its data for its stream and acknowledges
+it at once, as adbd's own transport thread does: the phone may send a stream's next WRTE
+only after our OKAY, so an OKAY that waited until we had used the data before kept the
+link idle for that long (a quarter of the time on a USB-2-like link).
 """
 
 from __future__ import annotations
 
 import collections
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -143,7 +148,7 @@ class DeviceBanner:
 
 @dataclass(eq=False)
 class AdbStream(ExactReads):
-    """One ADB stream; `read` pumps the shared connection until data for it arrives."""
+    """One ADB stream; its data is queued by the link's reader thread."""
 
     link: AdbLink
     local_id: int
@@ -159,32 +164,38 @@ class AdbStream(ExactReads):
 
     def write(self, data: bytes) -> None:
         """Queue bytes for the phone; they leave as the phone acknowledges earlier writes."""
-        self._outbox += data
-        self.link._flush(self)
+        with self.link._lock:
+            self._outbox += data
+            self.link._flush(self)
 
     def read(self, limit: int) -> bytes:
         """Up to `limit` bytes, at least one; b"" once the phone closed the stream."""
-        while not self._inbox:
-            if self.peer_closed:
-                if self.refused:
-                    raise ServiceRefused(f"the phone refused the service {self.service.split(':')[0]!r}")
-                return b""
-            self.link._pump()
-        chunk = self._inbox[0]
-        if len(chunk) <= limit:
-            self._inbox.popleft()
-        else:
-            self._inbox[0] = chunk[limit:]
-            chunk = chunk[:limit]
-        self._unread -= len(chunk)
-        self.link._settle_okay(self)
+        link = self.link
+        waiting_since = time.monotonic()
+        with link._lock:
+            while not self._inbox:
+                if self.peer_closed:
+                    if self.refused:
+                        raise ServiceRefused(f"the phone refused the service {self.service.split(':')[0]!r}")
+                    return b""
+                link._wait(waiting_since)
+            chunk = self._inbox[0]
+            if len(chunk) <= limit:
+                self._inbox.popleft()
+            else:
+                self._inbox[0] = chunk[limit:]
+                chunk = chunk[:limit]
+            self._unread -= len(chunk)
+            link._settle_okay(self)
         return bytes(chunk)
 
     def readable_now(self) -> bool:
-        return bool(self._inbox) or self.peer_closed
+        with self.link._lock:
+            return bool(self._inbox) or self.peer_closed or self.link._ended is not None
 
     def close(self) -> None:
-        self.link._close_stream(self)
+        with self.link._lock:
+            self.link._close_stream(self)
 
 
 class AdbLink:
@@ -202,6 +213,10 @@ class AdbLink:
         self.banner: DeviceBanner | None = None
         self.maxdata = adbwire.MAX_PAYLOAD_V1
         self._version = adbwire.A_VERSION_MIN  # until the phone's CNXN says more
+        # Guards the streams and every send (so messages never interleave on the pipe).
+        self._lock = threading.Condition()
+        self._last_heard = 0.0
+        self._ended: LinkClosed | None = None  # why the reader thread stopped
 
     # --- handshake -------------------------------------------------------------
 
@@ -250,6 +265,8 @@ class AdbLink:
         self.maxdata = min(msg.arg1, adbwire.MAX_PAYLOAD)
         self._version = min(msg.arg0, adbwire.A_VERSION)
         self.banner = DeviceBanner(msg.arg0, self.maxdata, props, features)
+        self._last_heard = time.monotonic()
+        threading.Thread(target=self._read_all, name="adbvoice-link", daemon=True).start()
         return self.banner
 
     # --- streams ---------------------------------------------------------------
@@ -257,11 +274,24 @@ class AdbLink:
     def open(self, service: str) -> AdbStream:
         """Send OPEN and return at once: the OKAY is awaited lazily, so several opens
         (and the first requests, queued) share one round trip."""
-        stream = AdbStream(self, self._next_id, service)
-        self._next_id += 1
-        self._streams[stream.local_id] = stream
-        self._send(adbwire.A_OPEN, stream.local_id, 0, service.encode("utf-8", "surrogateescape") + b"\0")
+        with self._lock:
+            stream = AdbStream(self, self._next_id, service)
+            self._next_id += 1
+            self._streams[stream.local_id] = stream
+            self._send(adbwire.A_OPEN, stream.local_id, 0, service.encode("utf-8", "surrogateescape") + b"\0")
         return stream
+
+    # The methods below run with self._lock held.
+
+    def _wait(self, since: float) -> None:
+        """Wait for the reader thread to take a message; LinkTimeout when the phone has
+        sent nothing for the I/O timeout (counted from `since` at the earliest)."""
+        if self._ended is not None:
+            raise LinkClosed(str(self._ended))
+        left = max(self._last_heard, since) + self._io_timeout - time.monotonic()
+        if left <= 0:
+            raise LinkTimeout(f"no answer from the phone for {self._io_timeout:g} s")
+        self._lock.wait(left)
 
     def _flush(self, stream: AdbStream) -> None:
         if stream.can_write and stream._outbox and not stream.peer_closed:
@@ -278,16 +308,33 @@ class AdbLink:
     def _close_stream(self, stream: AdbStream) -> None:
         if self._streams.pop(stream.local_id, None) is None:
             return
-        if stream.remote_id and not stream.peer_closed:
+        if stream.remote_id and not stream.peer_closed and self._ended is None:
             self._send(adbwire.A_CLSE, stream.local_id, stream.remote_id)
         stream.peer_closed = True
 
-    def _pump(self) -> None:
-        """Read one message and hand it to its stream."""
-        msg = self._recv(self._io_timeout)
-        stream = self._streams.get(msg.arg1)
+    # --- the reader thread ------------------------------------------------------
+
+    def _read_all(self) -> None:
+        try:
+            while True:
+                msg = self._recv(None)
+                with self._lock:
+                    self._last_heard = time.monotonic()
+                    self._take(msg)
+                    self._lock.notify_all()
+        except LinkClosed as exc:
+            ended = exc
+        except Exception as exc:  # noqa: BLE001 - a reader that died silently would hang every read
+            ended = LinkClosed(f"reading from the phone failed: {exc!r}")
+        with self._lock:
+            self._ended = ended
+            self._lock.notify_all()
+
+    def _take(self, msg: Message) -> None:
+        """Hand one message to its stream."""
         if msg.command == adbwire.A_CNXN:
             raise LinkClosed("adbd restarted on the phone")
+        stream = self._streams.get(msg.arg1)
         if stream is None:
             return  # for a stream we already closed: ignore, as protocol.md says
         if msg.command == adbwire.A_OKAY:

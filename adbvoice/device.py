@@ -128,7 +128,7 @@ class UsbPipe:
 
     def __init__(self, transport) -> None:  # noqa: ANN001 - adb_shell UsbTransport
         self._usb = transport
-        self._pending = b""
+        self._pending = bytearray()
 
     def send(self, header: bytes, payload: bytes) -> None:
         try:
@@ -139,16 +139,19 @@ class UsbPipe:
             raise LinkClosed(f"USB write failed: {exc}") from exc
 
     def recv_exact(self, size: int, timeout: float | None) -> bytes:
-        data = bytearray(self._pending)
-        while len(data) < size:
+        """With no timeout, waits as long as the phone stays connected: a bulk read's own
+        timeout then only means that nothing came yet."""
+        while len(self._pending) < size:
             try:
-                data += self._usb.bulk_read(max(size - len(data), 512), timeout)
+                self._pending += self._usb.bulk_read(max(size - len(self._pending), 512), timeout)
             except UsbReadFailedError as exc:
-                if type(exc.usb_error).__name__ == "USBErrorTimeout":
+                if type(exc.usb_error).__name__ != "USBErrorTimeout":
+                    raise LinkClosed(f"USB read failed: {exc}") from exc
+                if timeout is not None:
                     raise LinkTimeout(f"no answer from the phone for {timeout:g} s") from exc
-                raise LinkClosed(f"USB read failed: {exc}") from exc
-        self._pending = bytes(data[size:])
-        return bytes(data[:size])
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data
 
     def close(self) -> None:
         self._usb.close()

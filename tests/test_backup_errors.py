@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import usb1
+from adb_shell.exceptions import UsbReadFailedError
 
 from adbvoice import device
 from adbvoice.archive import Archive
@@ -70,7 +71,13 @@ class BridgedUsb:
 
     def bulk_read(self, numbytes, timeout):
         self._sock.settimeout(timeout)
-        return self._sock.recv(numbytes)
+        try:
+            data = self._sock.recv(numbytes)
+        except TimeoutError as exc:
+            raise UsbReadFailedError("timed out", usb1.USBErrorTimeout()) from exc
+        if not data:  # the phone went away: libusb reports the device gone, never an empty read
+            raise UsbReadFailedError("device gone", usb1.USBErrorNoDevice())
+        return data
 
     def close(self):
         if self._sock:

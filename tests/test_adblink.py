@@ -1,0 +1,64 @@
+"""Our side of the ADB connection keeps the phone sending while we are busy with what
+already arrived, and never lets unread data grow past its read-ahead."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from adbvoice import adbwire
+from adbvoice.adblink import AdbLink, AdbStream, TcpPipe
+from adbvoice.emulator import EmulatedPhone
+
+BIG = 6 * 1024 * 1024
+
+
+def sent_to(phone: EmulatedPhone, stream: AdbStream) -> int:
+    """Payload bytes the phone has sent on `stream` so far."""
+    return sum(r.length for r in phone.log.records() if r.direction == "device" and r.command == "WRTE"
+               and r.arg1 == stream.local_id)
+
+
+def settled(measure, seconds: float = 0.3) -> int:  # noqa: ANN001 - a zero-argument counter
+    """The value of `measure` once it stopped changing for `seconds`."""
+    last, since = measure(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        time.sleep(0.02)
+        now = measure()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def receive_file(stream: AdbStream) -> bytes:
+    data = bytearray()
+    while True:
+        ident, length = adbwire.SYNC_REQUEST.unpack(stream.read_exact(adbwire.SYNC_REQUEST.size))
+        if ident == adbwire.ID_DONE:
+            return bytes(data)
+        assert ident == adbwire.ID_DATA
+        data += stream.read_exact(length)
+
+
+def test_a_busy_reader_keeps_the_phone_sending_up_to_the_read_ahead_and_no_further(tmp_path: Path) -> None:
+    (tmp_path / "Download").mkdir()
+    note = os.urandom(BIG)
+    (tmp_path / "Download" / "big.opus").write_bytes(note)
+    with EmulatedPhone(tmp_path) as phone:
+        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5), io_timeout=10)
+        try:
+            link.connect([], 5, lambda: None)
+            stream = link.open("sync:")
+            path = b"/sdcard/Download/big.opus"
+            stream.write(adbwire.SYNC_REQUEST.pack(adbwire.ID_RECV_V1, len(path)) + path)
+
+            # We read nothing yet (busy elsewhere): what arrives is acknowledged all the
+            # same until READ_AHEAD bytes wait unread, then the phone is held back.
+            held = settled(lambda: sent_to(phone, stream))
+            assert AdbLink.READ_AHEAD <= held <= AdbLink.READ_AHEAD + link.maxdata
+
+            assert receive_file(stream) == note
+            stream.close()
+        finally:
+            link.close()
