@@ -21,11 +21,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import os
 import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -64,6 +66,13 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fsync_dir(folder)
+    except OSError as exc:
+        raise _disk_error(exc, f"syncing {folder}") from exc
 
 
 class TempNote:
@@ -159,6 +168,7 @@ class Archive:
         self.catalog_path = self.private / "catalog.sqlite"
         self.lock_path = self.private / "lock"
         self._folders: set[Path] = set()  # dated folders known to exist: no mkdir(2) each note
+        self._temp_names = itertools.count()
         self._unsynced: set[Path] = set()  # folders that gained an entry since sync_folders()
 
     @classmethod
@@ -208,7 +218,8 @@ class Archive:
         return removed
 
     def new_temp(self) -> TempNote:
-        return TempNote(self.tmp / f"{secrets.token_hex(8)}.part")
+        """A temp note named by this process and a counter: unique while we hold the lock."""
+        return TempNote(self.tmp / f"{os.getpid()}-{next(self._temp_names)}.part")
 
     def files(self) -> Iterator[PurePosixPath]:
         """Every non-folder outside `.adbvoice/`, relative to the root, in sorted walk order:
@@ -251,15 +262,12 @@ class Archive:
         self._unsynced.add(folder)
         return Published(wanted.parent / name, adopted)
 
-    def sync_folders(self) -> None:
-        """Fsync every folder that gained a note or a subfolder since the last call: after
-        it, what link() published survives a power cut."""
-        while self._unsynced:
-            folder = self._unsynced.pop()
-            try:
-                fsync_dir(folder)
-            except OSError as exc:
-                raise _disk_error(exc, f"syncing {folder}") from exc
+    def sync_folders(self, pool: Executor | None = None) -> None:
+        """Fsync every folder that gained a note or a subfolder since the last call (side
+        by side on `pool` if given): after it, what link() published survives a power cut."""
+        folders, self._unsynced = list(self._unsynced), set()
+        for _ in (pool.map if pool else map)(_sync_folder, folders):
+            pass
 
     def _link(self, source: Path, target: Path) -> None:
         try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -220,11 +220,19 @@ class Catalog:
         )
         return {bytes(path): (size, mtime) for path, size, mtime in rows}
 
-    def note_by_sha(self, sha256: str) -> NoteRow | None:
-        row = self._db.execute(
-            f"SELECT id, {', '.join(_NOTE_COLUMNS)} FROM notes WHERE sha256 = ? ORDER BY id LIMIT 1", (sha256,)
-        ).fetchone()
-        return _note(row) if row else None
+    def notes_by_sha(self, shas: Collection[str]) -> dict[str, int]:
+        """The id of the first note holding each of these SHA-256s that the catalog has
+        (one query for a whole group of received notes)."""
+        found: dict[str, int] = {}
+        shas = list(shas)
+        for start in range(0, len(shas), 500):  # under SQLite's limit on parameters
+            chunk = shas[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT sha256, MIN(id) FROM notes WHERE sha256 IN ({', '.join('?' * len(chunk))}) GROUP BY sha256",
+                chunk,
+            )
+            found.update(rows)
+        return found
 
     def note_by_path(self, archive_path: str) -> NoteRow | None:
         row = self._db.execute(
@@ -263,12 +271,12 @@ class Catalog:
 
     def add_note(self, note: NoteRow, *, device_serial: str, phone_path: bytes, mtime: int) -> int:
         """Record a durable note and where it was seen, in one transaction."""
-        values = asdict(note)
+        values = {c: getattr(note, c) for c in _NOTE_COLUMNS}  # asdict's deep copy cost more than the insert
         values["archived_at"] = values["archived_at"] or utc_now()
         with self._transaction():
             cursor = self._db.execute(
                 f"INSERT INTO notes ({', '.join(_NOTE_COLUMNS)}) VALUES ({', '.join('?' * len(_NOTE_COLUMNS))})",
-                [values[c] for c in _NOTE_COLUMNS],
+                list(values.values()),
             )
             note_id = cursor.lastrowid
             self._sighting(device_serial, phone_path, note.size, mtime, note_id)

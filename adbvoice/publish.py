@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from adbvoice.metadata import AudioInfo, read_audio_info
 from adbvoice.plan import Candidate, text_path
 from adbvoice.report import Event, NewNote, RunReport
 
-SEALERS = 8  # threads fsyncing a group's notes at once
+SEALERS = 64  # threads fsyncing a group's notes at once
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,18 @@ class Received:
     index: int  # in the batch: where the phone's hash of it is
 
 
+Sealing = list[tuple[Received, Future]]  # a group's notes and their fsyncs under way
+
+
 def discard(group: Sequence[Received]) -> None:
     for item in group:
         item.temp.discard()
+
+
+def _drop(sealing: Sealing) -> None:
+    """Discard notes once their fsyncs are over (a temp file is not closed under one)."""
+    wait([sealed for _, sealed in sealing])
+    discard([item for item, _ in sealing])
 
 
 class Publisher:
@@ -119,38 +128,77 @@ class Publisher:
             self._thread.join()
 
     def _work(self) -> None:
-        while (group := self._waiting.get()) is not None:
-            if self._failure is None and not self._stopping:
-                try:
-                    while group:
-                        group = self._publish_group(group)
-                    continue
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread by check()
-                    self._failure = exc
-            discard(group)  # what was left of it: a published note's temp name is already gone
+        """Seal each group while the one before it is linked, read and catalogued: the
+        fsyncs, the longest step, overlap the rest."""
+        with ThreadPoolExecutor(max_workers=SEALERS, thread_name_prefix="adbvoice-seal") as pool:
+            sealing: Sealing = []  # the group whose fsyncs are under way
+            ended = False
+            while not ended:
+                group = self._next_group(wait=not sealing)
+                ended = group is None
+                previous, sealing = sealing, []
+                if self._failure is None and not self._stopping:
+                    try:
+                        if group:
+                            sealing = self._start_sealing(group, pool)
+                        self._publish(previous, pool)
+                        continue
+                    except BaseException as exc:  # noqa: BLE001 - handed to the main thread by check()
+                        self._failure = exc
+                _drop(previous + sealing)  # a published note's temp name is already gone
+                discard(group or [])
 
-    def _publish_group(self, group: list[Received]) -> list[Received]:
-        """Publish `group`; returns the notes to publish after it (the same bytes received
-        twice: the second is a sighting of the first once the first is catalogued)."""
-        new: dict[str, Received] = {}
-        known: list[tuple[Received, int]] = []
-        later: list[Received] = []
+    def _next_group(self, *, wait: bool) -> list[Received] | None:
+        """The next group handed over (None: there will be no more), or [] if none is
+        waiting and `wait` is False."""
+        try:
+            return self._waiting.get(block=wait)
+        except queue.Empty:
+            return []
+
+    def _start_sealing(self, group: list[Received], pool: ThreadPoolExecutor) -> Sealing:
+        """Write the group's notes to their temp files one by one (files created in one
+        folder by several threads at once only contend for its lock), then fsync them side
+        by side: the filesystem commits concurrent fsyncs together."""
         for item in group:
+            item.temp.store(item.candidate.mtime)
+        return [(item, pool.submit(item.temp.seal)) for item in group]
+
+    def _publish(self, sealing: Sealing, pool: ThreadPoolExecutor) -> None:
+        while sealing:
+            sealing = self._publish_sealed(sealing, pool)
+
+    def _publish_sealed(self, sealing: Sealing, pool: ThreadPoolExecutor) -> Sealing:
+        """Publish the notes the disk stored (the others are pulled again; a full disk stops
+        the run); returns the ones to publish after them (the same bytes received twice:
+        the second is a sighting of the first once the first is catalogued)."""
+        stored: Sealing = []
+        for item, sealed in sealing:
+            try:
+                sealed.result()
+            except FsyncFailed as exc:
+                self.retries.append(Retry(item.candidate, f"the disk failed to store it ({exc})", serious=True))
+                continue
+            stored.append((item, sealed))
+        twins = self._catalog.notes_by_sha({item.temp.sha256 for item, _ in stored})
+        new: dict[str, tuple[Received, Future]] = {}
+        known: list[tuple[Received, int]] = []
+        later: Sealing = []
+        for item, sealed in stored:
             sha = item.temp.sha256
-            twin = self._catalog.note_by_sha(sha)
-            if twin is not None:
+            if sha in twins:
                 item.temp.discard()
-                known.append((item, twin.id))
+                known.append((item, twins[sha]))
             elif sha in new:
-                later.append(item)
+                later.append((item, sealed))
             else:
-                new[sha] = item
-        fresh = self._seal_all(list(new.values()))
+                new[sha] = (item, sealed)
+        fresh = [item for item, _ in new.values()]
         published = [
             self._archive.link(item.temp, item.candidate.wanted, lambda existing, t=item.temp: same_bytes(existing, t))
             for item in fresh
         ]
-        self._archive.sync_folders()
+        self._archive.sync_folders(pool)
         # Read under the final name: the temp name (.part) would hide an .aac from mutagen.
         infos = [read_audio_info(self._archive.path_of(place.relpath)) for place in published]
         rows = [self._row(item, info, place) for item, info, place in zip(fresh, infos, published)]
@@ -163,27 +211,6 @@ class Publisher:
         for item, row in zip(fresh, rows):
             self._announce(item.candidate, row)
         return later
-
-    def _seal_all(self, items: list[Received]) -> list[Received]:
-        """Store the group's notes one by one (files created in one folder by several threads
-        at once only contend for its lock), then fsync them side by side: the filesystem
-        commits concurrent fsyncs together. The ones the disk failed to store are pulled
-        again; a full disk stops the run."""
-        if not items:
-            return []
-        for item in items:
-            item.temp.store(item.candidate.mtime)
-        with ThreadPoolExecutor(max_workers=min(SEALERS, len(items))) as pool:
-            futures = [pool.submit(item.temp.seal) for item in items]
-        sealed = []
-        for item, future in zip(items, futures):
-            try:
-                future.result()
-            except FsyncFailed as exc:
-                self.retries.append(Retry(item.candidate, f"the disk failed to store it ({exc})", serious=True))
-                continue
-            sealed.append(item)
-        return sealed
 
     def _row(self, item: Received, info: AudioInfo, place: Published) -> NoteRow:
         candidate = item.candidate
