@@ -103,6 +103,10 @@ class TempNote:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
+    def held_bytes(self) -> bytes | None:
+        """All its bytes while it is held in memory; None once it went to its temp file."""
+        return None if self._on_disk else bytes(self._held)
+
     def store(self, mtime: int) -> None:
         """Put every byte in the temp file and give it the phone's mtime."""
         if not self._on_disk:

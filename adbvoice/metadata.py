@@ -93,15 +93,18 @@ def read_audio_info(path: Path) -> AudioInfo:
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            return _read(_in_memory(f, path) if size <= READ_WHOLE else f, size)
+            if size <= READ_WHOLE:
+                return audio_info_of(f.read(), path.name)
+            return _read(f, size)
     except OSError as e:
         return AudioInfo(error=f"cannot read file: {e.strerror or e}")
 
 
-def _in_memory(f: BinaryIO, path: Path) -> io.BytesIO:
-    whole = io.BytesIO(f.read())
-    whole.name = str(path)  # what mutagen scores file types by, besides the bytes
-    return whole
+def audio_info_of(data: bytes, name: str) -> AudioInfo:
+    """The same for a file's bytes in memory; `name` is the file's (its extension counts)."""
+    whole = io.BytesIO(data)
+    whole.name = name  # what mutagen scores file types by, besides the bytes
+    return _read(whole, len(data))
 
 
 def read_tags(path: Path) -> dict[str, list[str]]:

@@ -47,6 +47,7 @@ class Received:
     temp: TempNote
     candidate: Candidate
     index: int  # in the batch: where the phone's hash of it is
+    info: AudioInfo | None  # read while it was received; None: read it once published
 
 
 Sealing = list[tuple[Received, Future]]  # a group's notes and their fsyncs under way
@@ -200,7 +201,10 @@ class Publisher:
         ]
         self._archive.sync_folders(pool)
         # Read under the final name: the temp name (.part) would hide an .aac from mutagen.
-        infos = [read_audio_info(self._archive.path_of(place.relpath)) for place in published]
+        infos = [
+            item.info if item.info is not None else read_audio_info(self._archive.path_of(place.relpath))
+            for item, place in zip(fresh, published)
+        ]
         rows = [self._row(item, info, place) for item, info, place in zip(fresh, infos, published)]
         with self._catalog.group():
             for item, row in zip(fresh, rows):

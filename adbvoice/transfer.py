@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from adbvoice.archive import Archive, TempNote
 from adbvoice.cancel import CancelToken
 from adbvoice.catalog import Catalog
+from adbvoice.metadata import audio_info_of
 from adbvoice.phonecmd import PhoneHashes
 from adbvoice.plan import Candidate, text_path
 from adbvoice.publish import Publisher, Received, Retry, discard
@@ -121,7 +122,11 @@ class Copier:
             self._drop_temp()
         else:
             self._temp = None
-            self._hold(Received(temp, candidate, self._index))
+            # A note held in memory is parsed here: this thread mostly waits for the phone,
+            # the publisher's is the busier one. The name is the archive's (extensions count).
+            held = temp.held_bytes()
+            info = audio_info_of(held, candidate.wanted.name) if held is not None else None
+            self._hold(Received(temp, candidate, self._index, info))
 
     def _hold(self, item: Received) -> None:
         if not self._received:
