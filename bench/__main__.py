@@ -111,7 +111,11 @@ def results_markdown(run: Run) -> str:
         "connection is made before the pull). Bulk throughput is over the middle 80 % of the bytes "
         "the phone sent. Peak RSS: adbvoice's from wait4(2); adb's is its server's VmHWM (reset "
         "before each pull) plus the client's; CPU s (user + system) likewise counts adb's server. "
-        "Every run starts after `sync`, so none pays for what the one before left to write back. "
+        "Every run starts after `sync`, so none pays for what the one before left to write back, "
+        "and what runs wrote is deleted only when the whole benchmark ends (on a journal-less ext4 such "
+        "as this machine's, new files skip the inodes freed in the last minute one by one: deleting "
+        "a run's thousands of files right before the next made file creation up to twice as slow, "
+        "for both clients). "
         "The smallest tree runs once more with the big note, to see whether a big file raises "
         "adbvoice's peak RSS. adbvoice's time includes starting Python (`python -m adbvoice --help` "
         f"alone: median {report.median(run.startup_seconds):.3f} s). On loopback and usb2 both "
@@ -152,7 +156,7 @@ def measure(args: argparse.Namespace, argv: list[str]) -> Run:
                 for profile in profiles:
                     run.cells.append(bench.run_cell(tree, spec, profile))
             finally:
-                shutil.rmtree(root, ignore_errors=True)
+                bench.put_aside(root)
         return run
     finally:
         if bench is not None:
