@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adbvoice import transfer
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import Outcome, run_cli
 from tests.reliability.conftest import archive_state, note_hashes
@@ -94,3 +95,26 @@ def test_a_crash_while_publishing_loses_nothing_and_the_next_run_completes(
             assert sum(cut.copies.values()) == NTH - 1
         else:
             assert sum(cut.copies.values()) >= NTH
+
+
+@pytest.mark.parametrize("point", [p for p in KILL_POINTS if p.key != "write"], ids=lambda p: p.key)
+def test_a_crash_in_a_later_group_keeps_the_groups_published_before_it(point, small_tree, archive, monkeypatch):
+    """Groups are published one after the other, the next one's fsyncs running while the
+    one before is linked and catalogued: a crash in the third group of one note each leaves
+    the first two archived and catalogued, and nothing half-done."""
+    wanted = note_hashes(small_tree)
+    whole = {n.sha256 for n in small_tree.notes}
+    monkeypatch.setattr(transfer, "GROUP_NOTES", 1)
+    with EmulatedPhone(small_tree.root) as phone:
+        with monkeypatch.context() as patch:
+            counter = arm(point, patch.setattr, raise_at(point))
+            outcome = run_cli("backup", archive, "--tcp", phone.address)
+        cut = archive_state(archive, whole)
+        rerun = run_cli("backup", archive, "--tcp", phone.address)
+    final = archive_state(archive, whole)
+
+    assert counter == [1] and outcome.exit_code == 1, outcome.stderr
+    assert cut.catalog_sound, cut
+    assert sum(cut.copies.values()) - len(cut.unknown) == NTH - 1, cut  # and no group after it
+    assert rerun.exit_code == 3, rerun.stderr  # the phone's deliberately broken notes
+    assert final.complete(wanted), final
