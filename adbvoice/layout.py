@@ -7,6 +7,7 @@ can make a rendered path leave the archive or enter its private `.adbvoice/` fol
 
 from __future__ import annotations
 
+import functools
 import string
 import unicodedata
 from dataclasses import dataclass
@@ -44,9 +45,12 @@ def safe_name(raw: bytes) -> SafeName:
     """A file name that is valid UTF-8, holds no separator or control character, is not
     `.`/`..`, and fits the filesystem's 255 bytes with room for a collision suffix."""
     text = raw.decode("utf-8", "replace")
-    cleaned = "".join(
-        "_" if ch in "/\\\ufffd" or unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text
-    )
+    if text.isascii() and text.isprintable() and "/" not in text and "\\" not in text:
+        cleaned = text  # nearly every name: no character to look up one by one
+    else:
+        cleaned = "".join(
+            "_" if ch in "/\\\ufffd" or unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text
+        )
     if cleaned.strip(".") == "":
         cleaned = "_" + cleaned
     cleaned = _fit(cleaned, NAME_MAX - SUFFIX_ROOM)
@@ -76,6 +80,7 @@ def with_suffix_number(name: str, number: int) -> str:
     return f"{stem}-{number}.{ext}"
 
 
+@functools.lru_cache(maxsize=64)  # the same source and device for every note of a run
 def _safe_component(value: str) -> str:
     return safe_name(value.encode()).name.replace(" ", "_") if value else "unknown"
 
