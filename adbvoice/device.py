@@ -278,7 +278,7 @@ class Phone:
         if not paths or not self.shell.shell_v2:
             return None
         try:
-            command = self.shell.start(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(paths))
+            command = self.shell.start(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(paths), background=True)
         except ServiceRefused:
             return None
         return phonecmd.PhoneHashes(command, paths)
@@ -363,7 +363,8 @@ def _through_server(
         device = again[0]
     features = frozenset(hostproto.query(port, f"host-serial:{device.serial}:features").split(","))
 
-    def opener(service: str) -> hostproto.ServerStream:
+    def opener(service: str, *, background: bool = False) -> hostproto.ServerStream:  # noqa: ARG001
+        """The adb server acknowledges the phone's data itself: `background` changes nothing."""
         return hostproto.ServerStream(port, device.serial, service, options.io_timeout_s)
 
     model = device.props.get("model", "Android phone").replace("_", " ")

@@ -91,14 +91,17 @@ class ShellClient:
         self._opener = opener
         self.shell_v2 = shell_v2
 
-    def start(self, command: str, stdin: bytes | None = None, *, raw: bool = False) -> RunningCommand:
+    def start(
+        self, command: str, stdin: bytes | None = None, *, raw: bool = False, background: bool = False
+    ) -> RunningCommand:
         """Start `command`; with shell_v2, `stdin` is sent and then closed. `raw` asks for
         `exec:` even where shell_v2 exists: stdout and stderr mixed, no exit code, but also
-        no exit packet after the output (one round trip less)."""
+        no exit packet after the output (one round trip less). `background`: its output is
+        read now and then, not awaited (see AdbLink.open)."""
         v2 = self.shell_v2 and not raw
         if stdin is not None and not v2:
             raise ValueError("stdin needs the shell_v2 feature")
-        stream = self._opener(f"shell,v2,raw:{command}" if v2 else f"exec:{command}")
+        stream = self._opener(f"shell,v2,raw:{command}" if v2 else f"exec:{command}", background=background)
         if v2:
             packets = bytearray()
             data = stdin or b""

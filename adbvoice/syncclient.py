@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import stat as statmod
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,7 +34,11 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
-StreamOpener = Callable[[str], ByteStream]
+class StreamOpener(Protocol):
+    """Opens a stream to a phone service. A `background` stream's output is not urgent:
+    the link may let the phone gather it into fewer, larger writes."""
+
+    def __call__(self, service: str, *, background: bool = False) -> ByteStream: ...
 
 
 class SyncError(Exception):

@@ -62,3 +62,30 @@ def test_a_busy_reader_keeps_the_phone_sending_up_to_the_read_ahead_and_no_furth
             stream.close()
         finally:
             link.close()
+
+
+def test_a_background_stream_lets_the_phone_gather_its_output_into_one_write(tmp_path: Path) -> None:
+    (tmp_path / "Download").mkdir()
+    lines = 40
+    with EmulatedPhone(tmp_path) as phone:
+        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5), io_timeout=10)
+        try:
+            link.connect([], 5, lambda: None)
+            # A line at a time, as sha256sum prints the hash of each file it has read.
+            command = f"for i in $(seq 1 {lines}); do echo line$i; sleep 0.01; done"
+            stream = link.open(f"exec:{command}", background=True)
+
+            def writes() -> int:
+                return sum(1 for r in phone.log.records()
+                           if r.direction == "device" and r.command == "WRTE" and r.arg1 == stream.local_id)
+
+            time.sleep(1.0)  # busy elsewhere while the command runs to its end
+            assert writes() == 1  # unread, so unacknowledged: the phone held the rest back
+
+            output = bytearray()
+            while part := stream.read(1 << 20):
+                output += part
+            assert output.decode().split() == [f"line{i}" for i in range(1, lines + 1)]
+            assert writes() == 2  # everything else it printed meanwhile, in one
+        finally:
+            link.close()
