@@ -6,11 +6,12 @@ Everything here goes to stderr; stdout is kept for results (the summary, --json,
 from __future__ import annotations
 
 import sys
-from typing import TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, TextIO
 
 from adbvoice.report import Event
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class EventPrinter:
@@ -28,6 +29,8 @@ class EventPrinter:
             self._line(event.message)  # the user must act on the phone, even in quiet mode
         elif event.kind == "planned":
             if self._tty and event.files:
+                from tqdm import tqdm  # only on a terminal: importing it costs cron runs 16 ms
+
                 self._bar = tqdm(
                     total=event.bytes, unit="B", unit_scale=True, file=self._stream,
                     desc=f"0/{event.files} notes", leave=False, dynamic_ncols=True,
