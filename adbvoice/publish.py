@@ -28,7 +28,7 @@ from adbvoice.metadata import AudioInfo, read_audio_info
 from adbvoice.plan import Candidate, text_path
 from adbvoice.report import Event, NewNote, RunReport
 
-SEALERS = 64  # threads fsyncing a group's notes at once
+SEALERS = 8  # threads fsyncing a group's notes at once
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class Retry:
 
 @dataclass(frozen=True)
 class Received:
-    """A file that arrived whole, unchanged and intact, waiting for its group to be published."""
+    """A file that arrived whole and unchanged, waiting for its group to be handed over
+    (once its bytes proved to be the phone's own) and published."""
 
     temp: TempNote
     candidate: Candidate
@@ -141,7 +142,7 @@ class Publisher:
                 if self._failure is None and not self._stopping:
                     try:
                         if group:
-                            sealing = self._start_sealing(group, pool)
+                            sealing, group = self._start_sealing(group, pool), []
                         self._publish(previous, pool)
                         continue
                     except BaseException as exc:  # noqa: BLE001 - handed to the main thread by check()
@@ -200,7 +201,8 @@ class Publisher:
             for item in fresh
         ]
         self._archive.sync_folders(pool)
-        # Read under the final name: the temp name (.part) would hide an .aac from mutagen.
+        # A note that went to disk as it arrived is read here, under its final name: the
+        # temp name (.part) would hide an .aac from mutagen.
         infos = [
             item.info if item.info is not None else read_audio_info(self._archive.path_of(place.relpath))
             for item, place in zip(fresh, published)
