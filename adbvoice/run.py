@@ -6,6 +6,7 @@ publish and catalogue them, a group at a time → retry what was still changing 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.catalog import Catalog
 from adbvoice.config import BackupConfig
 from adbvoice.plan import Candidate, Plan, make_plan, text_path
-from adbvoice.publish import Retry
+from adbvoice.publish import Publisher, Retry
 from adbvoice.report import Event, PlannedCopy, RunReport
 from adbvoice.sources import Source, sources_for
 from adbvoice.syncclient import SyncError
@@ -164,17 +165,19 @@ def _copy(
             batch = _refresh(phone, batch, report)
         paths = [c.path for c in batch]
         hashes = phone.start_hashing(paths)
-        copier = Copier(
+        events = _one_at_a_time(on_event)  # told by this thread and by the publisher's
+        publisher = Publisher(
             archive=archive,
             catalog=catalog,
-            batch=batch,
-            hashes=hashes,
             device_serial=survey.identity.serial,
             device_model=survey.identity.model,
             run_id=run_id,
             report=report,
-            on_event=on_event,
+            on_event=events,
             cancel=cancel,
+        )
+        copier = Copier(
+            archive=archive, batch=batch, hashes=hashes, publisher=publisher, report=report, on_event=events, cancel=cancel
         )
         try:
             phone.pull_many(paths, copier)
@@ -198,6 +201,16 @@ def _copy(
     for retry in pending:
         (report.errors if retry.serious else report.warnings).append(f"{text_path(retry.candidate.path)}: {retry.reason}")
     return not pending and not report.errors
+
+
+def _one_at_a_time(on_event: Callable[[Event], None]) -> Callable[[Event], None]:
+    lock = threading.Lock()
+
+    def tell(event: Event) -> None:
+        with lock:
+            on_event(event)
+
+    return tell
 
 
 def _refresh(phone: device.Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:

@@ -13,13 +13,11 @@ whose phone hash is not in.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 
 from adbvoice.archive import Archive, TempNote
 from adbvoice.cancel import CancelToken
-from adbvoice.catalog import Catalog
 from adbvoice.metadata import audio_info_of
 from adbvoice.phonecmd import PhoneHashes
 from adbvoice.plan import Candidate, text_path
@@ -42,12 +40,9 @@ class Copier:
         self,
         *,
         archive: Archive,
-        catalog: Catalog,
         batch: Sequence[Candidate],
         hashes: PhoneHashes | None,
-        device_serial: str,
-        device_model: str,
-        run_id: int,
+        publisher: Publisher,
         report: RunReport,
         on_event: Callable[[Event], None],
         cancel: CancelToken,
@@ -55,25 +50,15 @@ class Copier:
         self._archive = archive
         self._batch = batch
         self._hashes = hashes
+        self._publisher = publisher
         self._report = report
-        self._cancel = cancel
-        self._telling = threading.Lock()
         self._on_event = on_event
+        self._cancel = cancel
         self._index = -1
         self._temp: TempNote | None = None
         self._received: list[Received] = []
         self._group_started = 0.0
         self._failed_checks: list[Retry] = []
-        self._publisher = Publisher(
-            archive=archive,
-            catalog=catalog,
-            device_serial=device_serial,
-            device_model=device_model,
-            run_id=run_id,
-            report=report,
-            on_event=self._tell,
-            cancel=cancel,
-        )
 
     @property
     def retries(self) -> list[Retry]:
@@ -83,10 +68,6 @@ class Copier:
     @property
     def _current(self) -> Candidate:
         return self._batch[self._index]
-
-    def _tell(self, event: Event) -> None:
-        with self._telling:  # from this thread and the publisher's
-            self._on_event(event)
 
     # --- PullSink ----------------------------------------------------------------
 
@@ -98,7 +79,7 @@ class Copier:
 
     def chunk(self, data: bytes) -> None:
         self._temp.write(data)
-        self._tell(Event("bytes", bytes=len(data)))
+        self._on_event(Event("bytes", bytes=len(data)))
         if self._group_due():
             self._pass_on()  # a long note in flight does not hold back the ones before it
 
