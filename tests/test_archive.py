@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from adbvoice import errors
-from adbvoice.archive import HELD_BYTES, Archive
+from adbvoice.archive import HELD_BYTES, WRITEBACK_BYTES, Archive
 from adbvoice.publish import same_bytes
 
 
@@ -83,7 +83,7 @@ def test_leftover_temp_files_are_swept(tmp_path):
     assert list(archive.tmp.iterdir()) == []
 
 
-@pytest.mark.parametrize("size", [0, 1, HELD_BYTES, HELD_BYTES + 1, 3 * HELD_BYTES + 7])
+@pytest.mark.parametrize("size", [0, 1, HELD_BYTES, HELD_BYTES + 1, 3 * HELD_BYTES + 7, 2 * WRITEBACK_BYTES + 5])
 def test_a_note_is_stored_exactly_whether_held_in_memory_or_written_as_it_arrived(size, tmp_path):
     archive = Archive.open(tmp_path, create=True)
     data = os.urandom(size)
