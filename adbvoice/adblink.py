@@ -89,7 +89,8 @@ class TcpPipe:
         buf = bytearray(size)
         view = memoryview(buf)
         got = 0
-        self._sock.settimeout(timeout)
+        if self._sock.gettimeout() != timeout:  # settimeout costs a system call every time
+            self._sock.settimeout(timeout)
         try:
             while got < size:
                 n = self._sock.recv_into(view[got:], size - got)
