@@ -267,6 +267,31 @@ def test_a_note_that_keeps_growing_is_left_for_the_next_run(phone_tree, archive)
     assert [n["phone_path"] for n in json.loads(later.stdout)["new_notes"]] == [victim.phone_path]
 
 
+def test_a_note_damaged_on_the_way_is_pulled_again_and_archived_intact(phone_tree, archive):
+    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
+    with EmulatedPhone(phone_tree.root, faults=Faults(corrupt_paths=victim.phone_path, corrupt_times=1)) as phone:
+        result = run_cli("backup", archive, "--tcp", phone.address)
+        assert phone.faults_fired["corrupt"] == 1
+    archived = {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
+    assert victim.sha256 in archived
+    assert result.exit_code == 3  # only the broken-audio warnings
+
+
+def test_a_note_damaged_at_every_attempt_is_reported_and_never_archived(phone_tree, archive):
+    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
+    with EmulatedPhone(phone_tree.root, faults=Faults(corrupt_paths=victim.phone_path, corrupt_times=50)) as phone:
+        result = run_cli("backup", archive, "--tcp", phone.address)
+        assert phone.faults_fired["corrupt"] == 3
+    assert f"{victim.phone_path}: did not arrive intact" in result.stderr
+    assert result.exit_code == 4  # some notes could not be backed up
+    listed = json.loads(run_cli("ls", archive, "--json").stdout)
+    assert victim.phone_path not in {row["phone_path"] for row in listed}
+    assert len(archived_files(archive)) == len(listed)  # no damaged copy lies in the archive
+    with EmulatedPhone(phone_tree.root) as phone:
+        later = run_cli("backup", archive, "--tcp", phone.address, "--json")
+    assert [n["phone_path"] for n in json.loads(later.stdout)["new_notes"]] == [victim.phone_path]
+
+
 # --- the phone goes away -------------------------------------------------------------
 
 

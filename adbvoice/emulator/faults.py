@@ -20,6 +20,7 @@ STALL = "stall"
 FAIL_PATH = "fail_path"
 GROW = "grow"
 LIE_SIZE = "lie_size"
+CORRUPT = "corrupt"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Faults:
     lie_size_paths: fnmatch pattern; LIST and STAT answers claim such a file holds
         `lie_size` bytes (a phone whose storage reports nonsense), while RECV still sends
         its real bytes. Fires for every answer that lies.
+    corrupt_paths: fnmatch pattern; RECV sends such a file with one byte of its first
+        chunk flipped (bad memory or a bad cable: the file on the phone is intact, and the
+        phone's own hash of it is right). Fires `corrupt_times` times per file.
     """
 
     drop_after_bytes: int | None = None
@@ -48,14 +52,16 @@ class Faults:
     grow_times: int = 1
     lie_size_paths: str | None = None
     lie_size: int = 2**62
+    corrupt_paths: str | None = None
+    corrupt_times: int = 1
 
     def __post_init__(self) -> None:
         for name in ("drop_after_bytes", "stall_after_bytes"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
-        if self.grow_bytes < 1 or self.grow_times < 0:
-            raise ValueError("grow_bytes must be >= 1 and grow_times >= 0")
+        if self.grow_bytes < 1 or self.grow_times < 0 or self.corrupt_times < 0:
+            raise ValueError("grow_bytes must be >= 1, grow_times and corrupt_times >= 0")
         if not 0 <= self.lie_size < 2**64:
             raise ValueError("lie_size must fit the sync protocol's 64-bit size")
 
@@ -69,6 +75,7 @@ class FaultState:
         self.fired: Counter[str] = Counter()
         self.file_bytes_sent = 0
         self._grown: Counter[bytes] = Counter()
+        self._corrupted: Counter[str] = Counter()
 
     def fails(self, phone_path: str) -> bool:
         """Whether a RECV of this path must fail; counts each time it does."""
@@ -87,6 +94,20 @@ class FaultState:
         with self._lock:
             self.fired[LIE_SIZE] += 1
         return replace(st, size=self.faults.lie_size)
+
+    def garble(self, phone_path: str, chunk: bytes) -> bytes:
+        """`chunk` (a file's first), with its middle byte flipped for a matching path, at
+        most `corrupt_times` times per file."""
+        pattern = self.faults.corrupt_paths
+        if not chunk or pattern is None or not fnmatch.fnmatchcase(phone_path, pattern):
+            return chunk
+        with self._lock:
+            if self._corrupted[phone_path] >= self.faults.corrupt_times:
+                return chunk
+            self._corrupted[phone_path] += 1
+            self.fired[CORRUPT] += 1
+        middle = len(chunk) // 2
+        return chunk[:middle] + bytes([chunk[middle] ^ 0xFF]) + chunk[middle + 1 :]
 
     def admit(self, nbytes: int) -> tuple[int, str | None]:
         """Account for a chunk of file data about to be served.

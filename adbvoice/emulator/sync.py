@@ -206,6 +206,8 @@ class SyncService:
                     self._fail_errno("read failed", e)
                 if not chunk:
                     break
+                if first:
+                    chunk = self._faults.garble(phone_path, chunk)
                 self._send_data(chunk)
                 if first and real is not None:
                     self._faults.maybe_grow(phone_path, real)

@@ -148,3 +148,18 @@ def test_lie_size_claims_an_absurd_size_in_list_and_stat_but_sends_the_real_byte
         d.pull(SMALL, str(tmp_path / "small"))
         assert (tmp_path / "small").read_bytes() == on_disk(phone, SMALL).read_bytes()
         assert phone.faults_fired["lie_size"] >= 1
+
+
+def test_corrupt_flips_a_byte_in_transit_and_leaves_the_file_on_the_phone_alone(
+    phone_dir: Path, tmp_path: Path
+) -> None:
+    with EmulatedPhone(phone_dir, faults=Faults(corrupt_paths="*/PTT-20240502-*", corrupt_times=1)) as phone:
+        original = on_disk(phone, SMALL).read_bytes()
+        d = device(phone)
+        d.pull(SMALL, str(tmp_path / "garbled"))
+        d.pull(SMALL, str(tmp_path / "clean"))
+        garbled = (tmp_path / "garbled").read_bytes()
+        assert len(garbled) == len(original)
+        assert sum(a != b for a, b in zip(garbled, original)) == 1
+        assert (tmp_path / "clean").read_bytes() == original == on_disk(phone, SMALL).read_bytes()
+        assert phone.faults_fired["corrupt"] == 1
