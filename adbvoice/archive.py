@@ -77,7 +77,8 @@ def _sync_folder(folder: Path) -> None:
 
 
 class TempNote:
-    """A note being received: bytes counted and SHA-256 computed as they arrive.
+    """A note being received: bytes counted, SHA-256 (its name in the catalog) and SHA-1
+    (to compare with the phone's, phonecmd.HASH_COMMAND) computed as they arrive.
 
     Up to HELD_BYTES it is held in memory and its temp file is written when it is sealed,
     on the publishing thread: creating files was the receive loop's costliest step. A
@@ -92,6 +93,7 @@ class TempNote:
         self._written_back = 0  # of which the kernel was asked to start writing out
         self._held = bytearray()
         self._hash = hashlib.sha256()
+        self._check = hashlib.sha1()
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -100,11 +102,16 @@ class TempNote:
         else:
             self._held += data
         self._hash.update(data)
+        self._check.update(data)
         self.size += len(data)
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
+
+    @property
+    def sha1(self) -> str:
+        return self._check.hexdigest()
 
     def held_bytes(self) -> bytes | None:
         """All its bytes while it is held in memory; None once it went to its temp file."""

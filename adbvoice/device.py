@@ -273,7 +273,7 @@ class Phone:
         )
 
     def start_hashing(self, paths: Sequence[bytes]) -> phonecmd.PhoneHashes | None:
-        """Have the phone SHA-256 the files we are about to pull, on a stream of its own that
+        """Have the phone SHA-1 the files we are about to pull, on a stream of its own that
         runs alongside the copy; None where the phone cannot (no shell_v2)."""
         if not paths or not self.shell.shell_v2:
             return None

@@ -2,7 +2,7 @@
 
 A file is published only when every check passed: the byte count equals the size the
 phone listed, the phone's lstat right after sending shows the same size and mtime as
-before (else the note is still being recorded and is retried), and the SHA-256 we
+before (else the note is still being recorded and is retried), and the SHA-1 we
 computed while receiving equals the phone's own, where the phone could compute one.
 
 Notes are handed over in groups: what arrives whole waits until 64 notes, 16 MB or a
@@ -26,7 +26,7 @@ from adbvoice.report import Event, RunReport
 from adbvoice.syncclient import RemoteStat
 
 STILL_CHANGING = "kept changing while being copied (still being recorded?); left for the next run"
-NOT_INTACT = "did not arrive intact: its SHA-256 differed from the phone's own at every attempt"
+NOT_INTACT = "did not arrive intact: its SHA-1 differed from the phone's own at every attempt"
 
 GROUP_NOTES = 64
 GROUP_BYTES = 16 * 1024 * 1024
@@ -158,13 +158,13 @@ class Copier:
             self._temp = None
 
     def _intact(self, item: Received, wait_for_hashes: bool) -> bool:
-        """Whether the bytes equal the phone's own SHA-256 (or the phone has none); a note
+        """Whether the bytes equal the phone's own SHA-1 (or the phone has none); a note
         that differs is pulled again, one whose hash is not in (and will not come) next run."""
         if self._hashes is None:
             return True
         if wait_for_hashes or self._hashes.settled(item.index):
-            phone_sha = self._hashes.get(item.index)
-            if phone_sha in (None, item.temp.sha256):
+            phone_sha1 = self._hashes.get(item.index)
+            if phone_sha1 in (None, item.temp.sha1):
                 return True
             self._failed_checks.append(Retry(item.candidate, NOT_INTACT, serious=True))
         item.temp.discard()

@@ -71,7 +71,7 @@ def test_a_background_stream_lets_the_phone_gather_its_output_into_one_write(tmp
         link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5), io_timeout=10)
         try:
             link.connect([], 5, lambda: None)
-            # A line at a time, as sha256sum prints the hash of each file it has read.
+            # A line at a time, as sha1sum prints the hash of each file it has read.
             command = f"for i in $(seq 1 {lines}); do echo line$i; sleep 0.01; done"
             stream = link.open(f"exec:{command}", background=True)
 

@@ -26,7 +26,7 @@ def android_shell(script: str, stdin: bytes = b"") -> bytes:
 @pytest.fixture(autouse=True)
 def toybox_path(tmp_path_factory, monkeypatch):
     bindir = tmp_path_factory.mktemp("system-bin")
-    for applet in ("find", "printf", "xargs", "sha256sum", "sort", "sh"):
+    for applet in ("find", "printf", "xargs", "sha1sum", "sha256sum", "sort", "sh"):
         (bindir / applet).symlink_to(TOYBOX if applet != "sh" else MKSH)
     getprop = bindir / "getprop"
     getprop.write_text("#!" + MKSH + "\necho \"value of $1\"\n")
@@ -87,10 +87,10 @@ def test_phone_hashes_match_each_file_even_when_one_is_missing_or_has_a_newline(
 
     hashes = phonecmd.PhoneHashes(FinishedCommand(output), files)
 
-    assert hashes.get(0) == hashlib.sha256(b"one").hexdigest()
+    assert hashes.get(0) == hashlib.sha1(b"one").hexdigest()
     assert hashes.get(1) is None
-    assert hashes.get(2) == hashlib.sha256(b"two").hexdigest()
-    assert hashes.get(3) == hashlib.sha256(b"three").hexdigest()
+    assert hashes.get(2) == hashlib.sha1(b"two").hexdigest()
+    assert hashes.get(3) == hashlib.sha1(b"three").hexdigest()
 
 
 def test_the_fingerprint_is_the_hash_of_exactly_what_the_listing_prints(tmp_path):
