@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -73,15 +74,25 @@ class TcpPipe:
 
     With Nagle on, each small request waits for the peer's delayed ACK (~40 ms on Linux):
     a 123-note backup measured 32 s with it and 0.5 s without.
+
+    Sends give up after `send_timeout` without progress. The reader thread keeps the socket
+    blocking (no Python timeout), so the limit is the kernel's SO_SNDTIMEO: without it, a
+    phone gone from the Wi-Fi while we sent could hold the run until TCP itself gave up,
+    about 15 minutes.
     """
 
-    def __init__(self, host: str, port: int, connect_timeout: float) -> None:
+    def __init__(self, host: str, port: int, connect_timeout: float, send_timeout: float) -> None:
+        self._send_timeout = send_timeout
         self._sock = socket.create_connection((host, port), timeout=connect_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        seconds, fraction = divmod(send_timeout, 1)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(seconds), int(fraction * 1e6)))
 
     def send(self, header: bytes, payload: bytes) -> None:
         try:
             self._sock.sendall(header + payload)
+        except (BlockingIOError, socket.timeout) as exc:  # SO_SNDTIMEO, or Python's own timeout
+            raise LinkTimeout(f"the phone took no data for {self._send_timeout:g} s") from exc
         except OSError as exc:
             raise LinkClosed(f"send failed: {exc}") from exc
 

@@ -157,10 +157,10 @@ class UsbPipe:
         self._usb.close()
 
 
-def _open_tcp(host: str, port: int, timeout: float) -> TcpPipe:
+def _open_tcp(host: str, port: int, timeout: float, io_timeout: float) -> TcpPipe:
     where = f"{host}:{port}"
     try:
-        return TcpPipe(host, port, timeout)
+        return TcpPipe(host, port, timeout, io_timeout)
     except ConnectionRefusedError as exc:
         raise errors.HostUnreachableError(
             f"{where} refused the connection: turn on Wireless debugging, or run `adb tcpip {port}` "
@@ -303,7 +303,7 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
     signer = load_signer(options.adb_key)
     if options.tcp:
         host, port = options.tcp
-        pipe = _open_tcp(host, port, options.connect_timeout_s)
+        pipe = _open_tcp(host, port, options.connect_timeout_s, options.io_timeout_s)
         return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}")
     served = hostproto.list_devices()
     if served:

@@ -4,11 +4,14 @@ already arrived, and never lets unread data grow past its read-ahead."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from adbvoice import adbwire
-from adbvoice.adblink import AdbLink, AdbStream, TcpPipe
+from adbvoice.adblink import AdbLink, AdbStream, LinkTimeout, TcpPipe
 from adbvoice.emulator import EmulatedPhone
 
 BIG = 6 * 1024 * 1024
@@ -46,7 +49,7 @@ def test_a_busy_reader_keeps_the_phone_sending_up_to_the_read_ahead_and_no_furth
     note = os.urandom(BIG)
     (tmp_path / "Download" / "big.opus").write_bytes(note)
     with EmulatedPhone(tmp_path) as phone:
-        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5), io_timeout=10)
+        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5, 10), io_timeout=10)
         try:
             link.connect([], 5, lambda: None)
             stream = link.open("sync:")
@@ -68,7 +71,7 @@ def test_a_background_stream_lets_the_phone_gather_its_output_into_one_write(tmp
     (tmp_path / "Download").mkdir()
     lines = 40
     with EmulatedPhone(tmp_path) as phone:
-        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5), io_timeout=10)
+        link = AdbLink(TcpPipe("127.0.0.1", phone.port, 5, 10), io_timeout=10)
         try:
             link.connect([], 5, lambda: None)
             # A line at a time, as sha1sum prints the hash of each file it has read.
@@ -89,3 +92,15 @@ def test_a_background_stream_lets_the_phone_gather_its_output_into_one_write(tmp
             assert writes() == 2  # everything else it printed meanwhile, in one
         finally:
             link.close()
+
+
+def test_a_phone_that_stops_taking_data_ends_a_send_within_the_timeout_not_tcps_quarter_hour() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as deaf_phone:  # accepts, never reads
+        pipe = TcpPipe("127.0.0.1", deaf_phone.getsockname()[1], 5, send_timeout=0.5)
+        pipe.recv_exact(0, None)  # as the reader thread leaves it: blocking, no Python timeout
+        started = time.monotonic()
+        with pytest.raises(LinkTimeout, match="took no data for 0.5 s"):
+            for _ in range(64):  # far more than the socket buffers hold
+                pipe.send(b"", bytes(1024 * 1024))
+        assert time.monotonic() - started < 5
+        pipe.close()
