@@ -2,8 +2,8 @@
 
 They run under Android's mksh with toybox, so they stick to what toybox offers on
 Android 11+: `find -printf` (%M mode string, %s size, %T@ mtime, %P path below the start
-point), `sha1sum` and `sha256sum`. Output is NUL-separated where names are, because a phone's file
-names may hold newlines or bytes that are not UTF-8.
+point), `sha1sum` and `sha256sum`. Output is NUL-separated where names are, because a
+phone's file names may hold newlines or bytes that are not UTF-8.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def parse_fingerprint(output: bytes, roots: Sequence[str]) -> tuple[dict[str, st
         raise UnexpectedOutput("the fingerprint did not finish")
     identity = [line for line in lines if line[:1] == b"P"]
     markers = [line for line in lines if line[:1] in (b"D", b"L")]
-    digests = [line[1:65] for line in lines if line[:1] == b"H"]
+    digests = [line[1 : 1 + SHA256_HEX] for line in lines if line[:1] == b"H"]
     if len(identity) != len(IDENTITY_PROPS) or len(digests) != 1 or not _is_hex(digests[0], SHA256_HEX):
         raise UnexpectedOutput("no identity or fingerprint in the phone's answer")
     props, _rest = split_identity(b"".join(line + b"\0" for line in identity))
