@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text_table(report.rows(run.cells)))
     print()
     for verdict in report.verdicts(run.cells):
-        state = "met" if verdict.met else "not measured" if verdict.met is None else "MISSED"
-        print(f"{state:12} {verdict.target}: {verdict.measured}")
+        narrowly = " (narrowly: repetitions on both sides of the target)" if verdict.narrow else ""
+        state = "MISSED" if verdict.state == "missed" else verdict.state
+        print(f"{state:12} {verdict.target}: {verdict.measured}{narrowly}")
     args.out.write_text(results_markdown(run))
     print(f"\nwritten to {args.out}")
     return 0

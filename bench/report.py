@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.runner import CASES, FIRST, NOOP, PROFILES, PULL, VIA_SERVER, Cell, Sample, TreeSpec
@@ -109,6 +109,11 @@ class Verdict:
     target: str
     measured: str
     met: bool | None  # None: not measured in this run
+    narrow: bool = False  # repetitions fell on both sides of the target: noise decided the verdict
+
+    @property
+    def state(self) -> str:
+        return "not measured" if self.met is None else "met" if self.met else "missed"
 
 
 def _find(cells: Sequence[Cell], notes: int, profile: str, big: bool | None = None) -> Cell | None:
@@ -125,7 +130,8 @@ def _ratio_target(cells: Sequence[Cell], notes: int, profile: str, case: str, li
         return Verdict(name, "not measured in this run", None)
     middle = median(values)
     spread = ", ".join(ratio_text(v) for v in values)
-    return Verdict(name, f"{ratio_text(middle)} (median; each repetition: {spread})", middle <= limit)
+    narrow = min(values) <= limit < max(values)
+    return Verdict(name, f"{ratio_text(middle)} (median; each repetition: {spread})", middle <= limit, narrow)
 
 
 def verdicts(cells: Sequence[Cell]) -> list[Verdict]:
@@ -188,8 +194,12 @@ def _memory_verdicts(cells: Sequence[Cell]) -> list[Verdict]:
 
 
 def verdict_table(items: Sequence[Verdict]) -> str:
-    word: Callable[[bool | None], str] = lambda met: "met" if met else "not measured" if met is None else "**missed**"  # noqa: E731
-    return markdown_table(("target", "measured", "verdict"), [(v.target, v.measured, word(v.met)) for v in items])
+    return markdown_table(("target", "measured", "verdict"), [(v.target, v.measured, _verdict_word(v)) for v in items])
+
+
+def _verdict_word(verdict: Verdict) -> str:
+    word = "**missed**" if verdict.state == "missed" else verdict.state
+    return f"{word}, narrowly: repetitions on both sides of the target" if verdict.narrow else word
 
 
 def tree_lines(cells: Sequence[Cell]) -> list[str]:

@@ -63,3 +63,26 @@ def test_a_full_runs_samples_get_a_verdict_on_every_target(tiny_run, tmp_path: P
     verdicts = [line for line in result.stdout.splitlines() if line.startswith(("met ", "MISSED ", "not measured "))]
     assert len(verdicts) == 7 and not any(v.startswith("not measured") for v in verdicts), verdicts
     assert "## Targets (issue 7)" in relabelled.with_suffix(".md").read_text()
+
+
+def test_a_verdict_the_repetitions_disagree_on_is_called_narrow(tiny_run, tmp_path: Path) -> None:
+    """A median under the target with one repetition over it is met only narrowly: the
+    machine's noise decided it, and the report says so."""
+    _result, out = tiny_run
+    run = json.loads(out.with_suffix(".json").read_text())
+    cell = run["cells"][0]
+    cell["tree"]["notes"], cell["profile"] = 2000, "loopback"
+    pull, first = (next(s for s in cell["samples"] if s["case"] == case) for case in ("adb pull", "first backup"))
+    cell["samples"] = []
+    for rep, ratio in enumerate((0.9, 1.2, 0.95)):
+        for sample, seconds in ((pull, 1.0), (first, ratio)):
+            measured = json.loads(json.dumps(sample))
+            measured["rep"], measured["run"]["seconds"] = rep, seconds
+            cell["samples"].append(measured)
+    run["cells"] = [cell]
+    narrow = tmp_path / "narrow.json"
+    narrow.write_text(json.dumps(run))
+    result = bench("--from-json", str(narrow))
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdict = next(line for line in narrow.with_suffix(".md").read_text().splitlines() if "loopback: ≤ 1.0×" in line)
+    assert verdict.endswith("| 0.95× (median; each repetition: 0.90×, 1.20×, 0.95×) | met, narrowly: repetitions on both sides of the target |")
