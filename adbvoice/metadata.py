@@ -81,6 +81,13 @@ class AudioInfo:
     def readable(self) -> bool:
         return self.error is None
 
+    def catalog_columns(self) -> dict[str, object]:
+        """These fields under the names of the catalog's notes columns."""
+        return {
+            "codec": self.codec, "duration_s": self.duration_s, "sample_rate": self.sample_rate,
+            "channels": self.channels, "bitrate": self.bitrate, "vendor": self.vendor, "audio_error": self.error,
+        }
+
 
 # Voice notes are mostly 5–100 KB: read whole, so that mutagen's dozens of seeks and
 # small reads per file cost no system calls.

@@ -231,13 +231,7 @@ class Publisher:
             device_model=self._model,
             phone_path=text_path(candidate.path),
             phone_path_raw=None if _is_utf8(candidate.path) else candidate.path,
-            codec=info.codec,
-            duration_s=info.duration_s,
-            sample_rate=info.sample_rate,
-            channels=info.channels,
-            bitrate=info.bitrate,
-            vendor=info.vendor,
-            audio_error=info.error,
+            **info.catalog_columns(),
             run_id=self._run_id,
         )
 

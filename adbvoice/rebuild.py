@@ -199,12 +199,7 @@ def _merge(
 
 
 def _note_row(file: FoundFile, before: NoteRow | None, run_ids: set[int], now: str) -> NoteRow:
-    audio = file.audio
-    from_files = dict(
-        archive_path=file.relpath, sha256=file.sha256, size=file.size, codec=audio.codec,
-        duration_s=audio.duration_s, sample_rate=audio.sample_rate, channels=audio.channels,
-        bitrate=audio.bitrate, vendor=audio.vendor, audio_error=audio.error,
-    )
+    from_files = dict(archive_path=file.relpath, sha256=file.sha256, size=file.size, **file.audio.catalog_columns())
     if before is not None:
         return replace(before, **from_files, run_id=before.run_id if before.run_id in run_ids else None)
     return NoteRow(
