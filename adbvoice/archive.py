@@ -3,15 +3,15 @@
 The order of writes is the invariant (restic's rule for write-once storage):
 1. bytes go to a temp file in `.adbvoice/tmp/` on the same filesystem, hashed as they
    arrive (a small note is held in memory until step 2, see TempNote);
-2. the temp file is complete, gets the phone's mtime (`store`) and is fsynced (`seal`);
+2. the temp file is complete, gets the phone's mtime (`store`) and is made durable;
 3. it is linked to its final name — link(2) fails rather than replace an existing name;
-4. the final folder (and every folder created for it) is fsynced;
+4. the final folder (and every folder created for it) is made durable;
 5. only then may the catalog refer to it.
-Notes are published in groups (see publish.py): steps 2–3 per note, step 4 once per
-folder for the whole group, step 5 in one transaction, so a thousand notes cost a
-thousand file fsyncs but not a thousand folder fsyncs and catalog commits.
+Notes are published in groups (see publish.py): step 2 for the whole group, step 3 per
+note, step 4 once per folder for the whole group, step 5 in one transaction. How steps 2
+and 4 are made durable (fsync per file and folder, or one syncfs) is durability.py's.
 A crash anywhere leaves either nothing visible or a complete file; leftovers in tmp/ are
-swept at the start of the next run. If an fsync fails the temp file is discarded, never
+swept at the start of the next run. If a sync fails the temp file is discarded, never
 retried: after a failed fsync the kernel may have dropped the dirty pages while reporting
 success on a retry (the "fsyncgate" finding, PostgreSQL 2018).
 """
@@ -27,7 +27,6 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -47,7 +46,7 @@ class FsyncFailed(Exception):
     """The disk did not confirm the write; the temp file was discarded."""
 
 
-def _disk_error(exc: OSError, what: str) -> errors.AdbVoiceError:
+def disk_error(exc: OSError, what: str) -> errors.AdbVoiceError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return errors.DiskFullError(f"the archive's disk is full ({what}); nothing half-written was kept")
     return errors.ArchiveNotWritableError(f"cannot write the archive ({what}): {exc.strerror or exc}")
@@ -67,13 +66,6 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fsync_dir(folder)
-    except OSError as exc:
-        raise _disk_error(exc, f"syncing {folder}") from exc
 
 
 class TempNote:
@@ -133,8 +125,13 @@ class TempNote:
         except OSError as exc:
             self.discard()
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise _disk_error(exc, f"syncing {self.path.name}") from exc
+                raise disk_error(exc, f"syncing {self.path.name}") from exc
             raise FsyncFailed(f"fsync failed: {exc.strerror}") from exc
+        os.close(self._fd)
+        self._fd = -1
+
+    def close(self) -> None:
+        """Close the stored file unsynced: a sync of the whole filesystem follows."""
         os.close(self._fd)
         self._fd = -1
 
@@ -149,7 +146,7 @@ class TempNote:
             self._write_all(data)
         except OSError as exc:
             self.discard()
-            raise _disk_error(exc, f"writing {self.path.name}") from exc
+            raise disk_error(exc, f"writing {self.path.name}") from exc
         if self._written - self._written_back >= WRITEBACK_BYTES:
             self._start_writeback()
 
@@ -197,7 +194,7 @@ class Archive:
         self.lock_path = self.private / "lock"
         self._folders: set[Path] = set()  # dated folders known to exist: no mkdir(2) each note
         self._temp_names = itertools.count()
-        self._unsynced: set[Path] = set()  # folders that gained an entry since sync_folders()
+        self._unsynced: set[Path] = set()  # folders that gained an entry since unsynced_folders()
 
     @classmethod
     def open(cls, root: Path, *, create: bool) -> Archive:
@@ -215,7 +212,7 @@ class Archive:
             probe.touch(mode=FILE_MODE)
             probe.unlink()
         except OSError as exc:
-            raise _disk_error(exc, str(root)) from exc
+            raise disk_error(exc, str(root)) from exc
         return archive
 
     @contextmanager
@@ -268,7 +265,7 @@ class Archive:
         """Link the sealed temp file at `wanted`, or at `name-2.ext`, `name-3.ext`... when the
         name is taken by other bytes. Never replaces anything. If `same_content(path)` says
         an existing file already holds these very bytes, that file is kept (`adopted`).
-        Durable only after sync_folders()."""
+        Durable once unsynced_folders() are synced."""
         folder = self._make_folders(wanted.parent)
         number = 1
         adopted = False
@@ -285,17 +282,16 @@ class Archive:
                 number += 1
             except OSError as exc:
                 temp.discard()
-                raise _disk_error(exc, f"publishing {name}") from exc
+                raise disk_error(exc, f"publishing {name}") from exc
         temp.discard()  # the final name holds the bytes now; drop the temp name
         self._unsynced.add(folder)
         return Published(wanted.parent / name, adopted)
 
-    def sync_folders(self, pool: Executor | None = None) -> None:
-        """Fsync every folder that gained a note or a subfolder since the last call (side
-        by side on `pool` if given): after it, what link() published survives a power cut."""
+    def unsynced_folders(self) -> list[Path]:
+        """The folders that gained a note or a subfolder since the last call: once they are
+        synced (durability.py), what link() published survives a power cut."""
         folders, self._unsynced = list(self._unsynced), set()
-        for _ in (pool.map if pool else map)(_sync_folder, folders):
-            pass
+        return folders
 
     def _link(self, source: Path, target: Path) -> None:
         try:
@@ -325,6 +321,6 @@ class Archive:
                 if not folder.is_dir() or folder.is_symlink():
                     raise errors.ArchiveNotWritableError(f"{folder} exists and is not a folder") from None
             except OSError as exc:
-                raise _disk_error(exc, f"creating {folder}") from exc
+                raise disk_error(exc, f"creating {folder}") from exc
             self._folders.add(folder)
         return folder

@@ -1,12 +1,12 @@
 """Publishing received notes, a group at a time, on a thread of its own.
 
-A group is published in archive.py's order: every note sealed (several at once: the
-filesystem commits concurrent fsyncs together), linked under its dated name, each folder
-synced once, the audio metadata read, then the group's catalog rows written in one
-transaction. Per-note folder fsyncs and commits were most of a first backup's time.
+A group is published in archive.py's order: its notes made durable together
+(durability.py), linked under their dated names, their folders synced once, the audio
+metadata read, then the group's catalog rows written in one transaction. Per-note folder
+fsyncs and commits were most of a first backup's time.
 
 The thread lets the next notes arrive while the disk works: receiving is network and
-hashing, publishing is file creation, fsync and parsing, and each used to wait for the
+hashing, publishing is file creation, syncing and parsing, and each used to wait for the
 other. At most one group waits while another is published, so what is held stays bounded.
 Signals reach only the main thread, so Ctrl-C never cuts a group short. The first failure
 stops publishing: the groups after it are discarded, to be pulled again next run.
@@ -24,11 +24,12 @@ from pathlib import Path
 from adbvoice.archive import Archive, FsyncFailed, Published, TempNote, file_sha256
 from adbvoice.cancel import CancelToken
 from adbvoice.catalog import Catalog, NoteRow
+from adbvoice.durability import sealer_for
 from adbvoice.metadata import AudioInfo, read_audio_info
 from adbvoice.plan import Candidate, text_path
 from adbvoice.report import Event, NewNote, RunReport
 
-SEALERS = 8  # threads fsyncing a group's notes at once
+SEALERS = 8  # threads syncing a group's notes and folders at once (where each is fsynced)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Received:
     info: AudioInfo | None  # read while it was received; None: read it once published
 
 
-Sealing = list[tuple[Received, Future]]  # a group's notes and their fsyncs under way
+Sealing = list[tuple[Received, Future]]  # a group's notes and their syncs under way
 
 
 def discard(group: Sequence[Received]) -> None:
@@ -60,7 +61,7 @@ def discard(group: Sequence[Received]) -> None:
 
 
 def _drop(sealing: Sealing) -> None:
-    """Discard notes once their fsyncs are over (a temp file is not closed under one)."""
+    """Discard notes once their syncs are over (a temp file is not closed under one)."""
     wait([sealed for _, sealed in sealing])
     discard([item for item, _ in sealing])
 
@@ -93,6 +94,7 @@ class Publisher:
         self._failure: BaseException | None = None
         self._stopping = False
         self._ended = False
+        self._sealer = sealer_for(archive.root)  # before the batch's first byte is written
         self._thread = threading.Thread(target=self._work, name="adbvoice-publisher", daemon=True)
         self._thread.start()
 
@@ -131,24 +133,27 @@ class Publisher:
 
     def _work(self) -> None:
         """Seal each group while the one before it is linked, read and catalogued: the
-        fsyncs, the longest step, overlap the rest."""
-        with ThreadPoolExecutor(max_workers=SEALERS, thread_name_prefix="adbvoice-seal") as pool:
-            sealing: Sealing = []  # the group whose fsyncs are under way
-            ended = False
-            while not ended:
-                group = self._next_group(wait=not sealing)
-                ended = group is None
-                previous, sealing = sealing, []
-                if self._failure is None and not self._stopping:
-                    try:
-                        if group:
-                            sealing, group = self._start_sealing(group, pool), []
-                        self._publish(previous, pool)
-                        continue
-                    except BaseException as exc:  # noqa: BLE001 - handed to the main thread by check()
-                        self._failure = exc
-                _drop(previous + sealing)  # a published note's temp name is already gone
-                discard(group or [])
+        syncs, the longest step, overlap the rest."""
+        try:
+            with ThreadPoolExecutor(max_workers=SEALERS, thread_name_prefix="adbvoice-seal") as pool:
+                sealing: Sealing = []  # the group whose syncs are under way
+                ended = False
+                while not ended:
+                    group = self._next_group(wait=not sealing)
+                    ended = group is None
+                    previous, sealing = sealing, []
+                    if self._failure is None and not self._stopping:
+                        try:
+                            if group:
+                                sealing, group = self._start_sealing(group, pool), []
+                            self._publish(previous, pool)
+                            continue
+                        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by check()
+                            self._failure = exc
+                    _drop(previous + sealing)  # a published note's temp name is already gone
+                    discard(group or [])
+        finally:
+            self._sealer.close()  # the pool's syncs are over: leaving the block waited for them
 
     def _next_group(self, *, wait: bool) -> list[Received] | None:
         """The next group handed over (None: there will be no more), or [] if none is
@@ -160,11 +165,11 @@ class Publisher:
 
     def _start_sealing(self, group: list[Received], pool: ThreadPoolExecutor) -> Sealing:
         """Write the group's notes to their temp files one by one (files created in one
-        folder by several threads at once only contend for its lock), then fsync them side
-        by side: the filesystem commits concurrent fsyncs together."""
+        folder by several threads at once only contend for its lock), then have them made
+        durable together (durability.py)."""
         for item in group:
             item.temp.store(item.candidate.mtime)
-        return [(item, pool.submit(item.temp.seal)) for item in group]
+        return list(zip(group, self._sealer.seal([item.temp for item in group], pool)))
 
     def _publish(self, sealing: Sealing, pool: ThreadPoolExecutor) -> None:
         while sealing:
@@ -200,7 +205,7 @@ class Publisher:
             self._archive.link(item.temp, item.candidate.wanted, lambda existing, t=item.temp: same_bytes(existing, t))
             for item in fresh
         ]
-        self._archive.sync_folders(pool)
+        self._sealer.sync_folders(self._archive.unsynced_folders(), pool)
         # A note that went to disk as it arrived is read here, under its final name: the
         # temp name (.part) would hide an .aac from mutagen.
         infos = [

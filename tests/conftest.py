@@ -8,10 +8,11 @@ import os
 import pty
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,20 @@ def run_process(*args: str, env: dict[str, str] | None = None, timeout: float = 
     )
     EXIT_CODES_SEEN.add(result.returncode)
     return Outcome(result.returncode, result.stdout, result.stderr)
+
+
+class PatchedOs:
+    """The `os` module as one module sees it, with some functions replaced."""
+
+    def __init__(self, **replaced: Callable) -> None:
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+
+def is_file(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def archived_files(archive: Path) -> dict[str, bytes]:

@@ -28,9 +28,9 @@ class KillPoint:
 
 KILL_POINTS = (
     KillPoint("write", "receiving the note", TempNote, "write", "midway"),
-    KillPoint("seal", "written, before fsync", TempNote, "seal", "before"),
-    KillPoint("link", "fsynced, before link", Archive, "_link", "before"),
-    KillPoint("linked", "linked, before the folder fsync", Archive, "_link", "after"),
+    KillPoint("seal", "written, before it is synced", TempNote, "store", "after"),
+    KillPoint("link", "synced, before link", Archive, "_link", "before"),
+    KillPoint("linked", "linked, before the folder sync", Archive, "_link", "after"),
     KillPoint("catalog", "durable, before the catalog", Catalog, "add_note", "before"),
     KillPoint("transaction", "inside the catalog transaction", Catalog, "_sighting", "before"),
     KillPoint("catalogued", "catalogued, before the next note", Catalog, "add_note", "after"),

@@ -99,9 +99,9 @@ def test_a_crash_while_publishing_loses_nothing_and_the_next_run_completes(
 
 @pytest.mark.parametrize("point", [p for p in KILL_POINTS if p.key != "write"], ids=lambda p: p.key)
 def test_a_crash_in_a_later_group_keeps_the_groups_published_before_it(point, small_tree, archive, monkeypatch):
-    """Groups are published one after the other, the next one's fsyncs running while the
+    """Groups are published one after the other, the next one's syncs running while the
     one before is linked and catalogued: a crash in the third group of one note each leaves
-    the first two archived and catalogued, and nothing half-done."""
+    the groups published before it archived and catalogued, and nothing half-done."""
     wanted = note_hashes(small_tree)
     whole = {n.sha256 for n in small_tree.notes}
     monkeypatch.setattr(transfer, "GROUP_NOTES", 1)
@@ -115,6 +115,9 @@ def test_a_crash_in_a_later_group_keeps_the_groups_published_before_it(point, sm
 
     assert counter == [1] and outcome.exit_code == 1, outcome.stderr
     assert cut.catalog_sound, cut
-    assert sum(cut.copies.values()) - len(cut.unknown) == NTH - 1, cut  # and no group after it
+    # Group 3 may be stored while group 2 is still syncing, before it is linked: a crash
+    # while storing it then leaves group 2 for the next run too.
+    kept = {NTH - 2, NTH - 1} if point.key == "seal" else {NTH - 1}
+    assert sum(cut.copies.values()) - len(cut.unknown) in kept, cut  # and no group after it
     assert rerun.exit_code == 3, rerun.stderr  # the phone's deliberately broken notes
     assert final.complete(wanted), final
