@@ -17,7 +17,9 @@ syncfs is used only where it is as trustworthy as fsync:
   FUSE (NTFS, exFAT), NFS and SMB honour fsync but not necessarily syncfs.
 An error from syncfs names no file: the whole group counts as not stored (pulled again),
 as one note does after a failed fsync, and every later sync of the batch fails too, so
-an error can never be reported to one group while another's notes are catalogued.
+an error can never be reported to one group while another's notes are catalogued. So a
+group still waiting for its folders' sync then stops the run as a disk error, where
+fsync would have blamed one note: stricter, never looser.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class WholeFilesystem:
     def __init__(self, root: Path, syncfs: Callable[[int], None]) -> None:
         self._syncfs = syncfs
         self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._lock = threading.Lock()  # one sync at a time, so each error reaches the next
+        self._lock = threading.Lock()  # one sync at a time: once one fails, every later one does
         self._failed: OSError | None = None
 
     def seal(self, temps: Sequence[TempNote], pool: Executor) -> list[Future]:
