@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from adbvoice.durability import FileByFile, filesystem_type, sealer_for
+
 
 def _first(path: str, key: str) -> str | None:
     try:
@@ -19,18 +21,13 @@ def _first(path: str, key: str) -> str | None:
     return None
 
 
-def _filesystem(folder: Path) -> str:
-    """The filesystem type of `folder` (fsync cost depends on it), from /proc/mounts."""
-    best, kind = "", "?"
-    target = str(folder.resolve())
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            _dev, mount, fstype = line.split()[:3]
-            if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-                best, kind = mount, fstype
-    except OSError:
-        pass
-    return kind
+def _archive_disk(folder: Path) -> str:
+    """The filesystem of `folder` and how adbvoice makes notes durable on it
+    (adbvoice/durability.py): a first backup's cost depends on both."""
+    sealer = sealer_for(folder)
+    sealer.close()
+    syncs = "fsync per note and folder" if isinstance(sealer, FileByFile) else "syncfs per group"
+    return f"{filesystem_type(folder) or '?'}; adbvoice syncs with {syncs}"
 
 
 def adb_version() -> str:
@@ -40,7 +37,8 @@ def adb_version() -> str:
 
 
 def describe(workdir: Path) -> list[tuple[str, str]]:
-    """(label, value) rows: CPU, cores, RAM, kernel, Python, adb, the work folder's filesystem."""
+    """(label, value) rows: CPU, cores, RAM, kernel, Python, adb, the work folder's filesystem
+    and the way adbvoice syncs there."""
     mem_kb = _first("/proc/meminfo", "MemTotal")
     ram = f"{int(mem_kb.split()[0]) / 1024 / 1024:.1f} GiB" if mem_kb else "?"
     cores = f"{os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable by this process"
@@ -51,5 +49,5 @@ def describe(workdir: Path) -> list[tuple[str, str]]:
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("Python", sys.version.split()[0]),
         ("adb", adb_version()),
-        ("work folder", f"{workdir} ({_filesystem(workdir)})"),
+        ("work folder", f"{workdir} ({_archive_disk(workdir)})"),
     ]
