@@ -88,7 +88,7 @@ class WholeFilesystem:
             for temp in temps:
                 temp.discard()
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise disk_error(exc, f"syncing {len(temps)} notes") from exc
+                raise disk_error(exc, f"syncing {_count(len(temps), 'note')}") from exc
             raise FsyncFailed(f"syncfs failed: {exc.strerror}") from exc
 
     def sync_folders(self, folders: Sequence[Path], pool: Executor) -> None:
@@ -96,7 +96,7 @@ class WholeFilesystem:
             try:
                 self._sync()
             except OSError as exc:
-                raise disk_error(exc, f"syncing {len(folders)} folders") from exc
+                raise disk_error(exc, f"syncing {_count(len(folders), 'folder')}") from exc
 
     def _sync(self) -> None:
         with self._lock:
@@ -173,6 +173,10 @@ def _load_syncfs() -> Callable[[int], None] | None:
             raise OSError(code, os.strerror(code))
 
     return syncfs
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
 
 
 def _sync_folder(folder: Path) -> None:

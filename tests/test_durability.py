@@ -5,6 +5,7 @@ only trusted where it reports errors as fsync does."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adbvoice import archive as archive_module
-from adbvoice import durability, publish
+from adbvoice import durability, publish, transfer
 from adbvoice.durability import FileByFile, WholeFilesystem, mount_type, sealer_for
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import PatchedOs, archived_files, is_file, run_cli
@@ -64,15 +65,17 @@ def test_syncfs_is_trusted_only_where_it_reports_errors_and_commits_everything(
     assert type(sealer) is expected
 
 
-def refusing(real: Callable[[int], None], times: int, applies: Callable[[int], bool], refused: list[int]):
-    """`real`, except that its first `times` calls that apply fail as a failing disk's do
-    (each one appended to `refused`)."""
+def refusing(real: Callable[[int], None], times: int, applies: Callable[[int], bool], refused: list[int], after: int):
+    """`real`, except that `times` calls that apply, after the first `after`, fail as a
+    failing disk's do (each one appended to `refused`)."""
     counting = threading.Lock()
+    passed = [0]
 
     def sync(fd: int) -> None:
         if applies(fd):
             with counting:
-                due = len(refused) < times
+                passed[0] += 1
+                due = passed[0] > after and len(refused) < times
                 if due:
                     refused.append(fd)
             if due:
@@ -82,16 +85,16 @@ def refusing(real: Callable[[int], None], times: int, applies: Callable[[int], b
     return sync
 
 
-def a_disk_that_fails(monkeypatch, how: str, times: int) -> list[int]:  # noqa: ANN001
-    """The disk says EIO to the first `times` syncs of received notes; returns the list
-    of the syncs it refused."""
+def a_disk_that_fails(monkeypatch, how: str, times: int, after: int = 0) -> list[int]:  # noqa: ANN001
+    """The disk says EIO to `times` syncs of received notes, after `after` good ones;
+    returns the list of the syncs it refused."""
     refused: list[int] = []
     if how == "note by note":
         monkeypatch.setattr(publish, "sealer_for", lambda _root: FileByFile())
-        monkeypatch.setattr(archive_module, "os", PatchedOs(fsync=refusing(os.fsync, times, is_file, refused)))
+        monkeypatch.setattr(archive_module, "os", PatchedOs(fsync=refusing(os.fsync, times, is_file, refused, after)))
     else:
         sealing = lambda _fd: threading.current_thread().name.startswith("adbvoice-seal")  # noqa: E731
-        syncfs = refusing(durability._load_syncfs(), times, sealing, refused)
+        syncfs = refusing(durability._load_syncfs(), times, sealing, refused, after)
         monkeypatch.setattr(publish, "sealer_for", lambda root: WholeFilesystem(root, syncfs))
     return refused
 
@@ -130,5 +133,33 @@ def test_notes_the_disk_never_stores_are_reported_never_catalogued_and_archived_
 
         healed = run_cli("backup", archive, "--tcp", phone.address)
     assert healed.exit_code == 3, healed.stderr
+    notes = {n.sha256 for n in phone_tree.notes if n.is_note and n.kind != "audio"}
+    assert {row["sha256"] for row in catalogued(archive)} == notes
+
+
+def test_a_disk_error_amid_many_groups_never_leaves_a_note_catalogued_unsynced(phone_tree, archive, monkeypatch):
+    """Groups of one note, syncs overlapping: the group whose sync fails, and every group
+    after it in the batch, is pulled again; the group before it is either published
+    already or, if its folders were still to be synced, stops the run as a disk error.
+    Either way the catalog lists only whole notes, and the next run completes the archive."""
+    with EmulatedPhone(phone_tree.root) as phone:
+        with monkeypatch.context() as patch:
+            patch.setattr(transfer, "GROUP_NOTES", 1)
+            refused = a_disk_that_fails(patch, "whole filesystem", times=1, after=2)
+            result = run_cli("backup", archive, "--tcp", phone.address)
+        rows = catalogued(archive)
+        files = archived_files(archive)
+        again = run_cli("backup", archive, "--tcp", phone.address)
+
+    assert len(refused) == 1
+    assert result.exit_code in (3, 20), result.stderr  # pulled again in the run, or stopped
+    if result.exit_code == 20:
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("adbvoice: cannot write the archive (syncing ") and "Input/output error" in last
+    assert "Traceback" not in result.stderr
+    by_path = {row["archive_path"]: row["sha256"] for row in rows}
+    assert all(hashlib.sha256(files[path]).hexdigest() == sha for path, sha in by_path.items())
+    assert not list((archive / ".adbvoice" / "tmp").iterdir())
+    assert again.exit_code == (0 if result.exit_code == 3 else 3), again.stderr  # 3: broken audio archived now
     notes = {n.sha256 for n in phone_tree.notes if n.is_note and n.kind != "audio"}
     assert {row["sha256"] for row in catalogued(archive)} == notes
