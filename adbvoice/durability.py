@@ -10,9 +10,9 @@ the bench's machine: 22 % less time, 26 % less CPU, 3,300 context switches (ext4
 without a journal); 18 % less time on a journaled ext4.
 
 syncfs is used only where it is as trustworthy as fsync:
-- Linux 5.8 or later. Before, syncfs did not report write errors at all; since, it
-  reports every error on the filesystem since the descriptor was opened, so the
-  descriptor is opened before the first byte of the batch is written.
+- Linux 5.8 or later. Before, syncfs did not report errors writing files' data back;
+  since, it reports every such error on the filesystem since the descriptor was opened,
+  so the descriptor is opened before the first byte of the batch is written.
 - ext4, xfs or btrfs, whose sync_fs commits everything and flushes the disk's cache.
   FUSE (NTFS, exFAT), NFS and SMB honour fsync but not necessarily syncfs.
 An error from syncfs names no file: the whole group counts as not stored (pulled again),
