@@ -106,18 +106,22 @@ class WholeFilesystem:
                 except OSError as exc:
                     self._failed = exc
             if self._failed is not None:
-                raise self._failed
+                raise OSError(self._failed.errno, self._failed.strerror)  # each caller its own
 
     def close(self) -> None:
         os.close(self._fd)
 
 
 def sealer_for(root: Path) -> Sealer:
-    """The way to make `root`'s notes durable; open it before the batch writes anything."""
+    """The way to make `root`'s notes durable; open it before the batch writes anything.
+    Whatever stands in syncfs's way leaves fsync, which works everywhere."""
     if _kernel_release() >= SYNCFS_REPORTS_ERRORS and filesystem_type(root) in WHOLE_FILESYSTEM_TYPES:
         syncfs = _load_syncfs()
         if syncfs is not None:
-            return WholeFilesystem(root, syncfs)
+            try:
+                return WholeFilesystem(root, syncfs)
+            except OSError:
+                pass
     return FileByFile()
 
 

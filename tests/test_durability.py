@@ -65,6 +65,12 @@ def test_syncfs_is_trusted_only_where_it_reports_errors_and_commits_everything(
     assert type(sealer) is expected
 
 
+def test_a_folder_syncfs_cannot_open_is_synced_note_by_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(durability, "_kernel_release", lambda: (6, 1))
+    monkeypatch.setattr(durability, "filesystem_type", lambda _path: "ext4")
+    assert type(sealer_for(tmp_path / "not-there")) is FileByFile
+
+
 def refusing(real: Callable[[int], None], times: int, applies: Callable[[int], bool], refused: list[int], after: int):
     """`real`, except that `times` calls that apply, after the first `after`, fail as a
     failing disk's do (each one appended to `refused`)."""
