@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from adb_shell.exceptions import UsbReadFailedError
 from adbvoice import device
 from adbvoice.archive import Archive
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, Faults, LinkProfile
-from adbvoice.emulator.phonetree import build_phone_tree
-from tests.conftest import archived_files, free_port, run_cli, run_process
+from adbvoice.emulator.phonetree import PhoneNote, PhoneTree, build_phone_tree
+from tests.conftest import Outcome, archived_files, free_port, run_cli, run_process
 
 
 def one_line_error(outcome, code: int, *needles: str) -> None:
@@ -231,11 +232,20 @@ def test_hostile_names_never_write_outside_the_archive(tmp_path, archive):
     assert len(raw) == 1 and bytes.fromhex(raw[0]["phone_path_hex"]).endswith(b"bad\xff\xfebytes.opus")
 
 
+def first_voice_note(tree: PhoneTree) -> PhoneNote:
+    return next(n for n in tree.notes if n.kind == "voice" and n.is_note)
+
+
+def back_up_with(tree: PhoneTree, archive: Path, faults: Faults) -> tuple[Outcome, Counter[str]]:
+    """One backup from a phone with `faults`: what the CLI said, and which faults fired."""
+    with EmulatedPhone(tree.root, faults=faults) as phone:
+        return run_cli("backup", archive, "--tcp", phone.address), phone.faults_fired
+
+
 def test_a_file_the_phone_refuses_is_reported_and_the_rest_copied(phone_tree, archive):
-    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
-    with EmulatedPhone(phone_tree.root, faults=Faults(fail_paths=victim.phone_path)) as phone:
-        result = run_cli("backup", archive, "--tcp", phone.address)
-        assert phone.faults_fired["fail_path"] == 1
+    victim = first_voice_note(phone_tree)
+    result, fired = back_up_with(phone_tree, archive, Faults(fail_paths=victim.phone_path))
+    assert fired["fail_path"] == 1
     assert result.exit_code == 4
     assert f"{victim.phone_path}: the phone refused to send it (open failed: Permission denied)" in result.stderr
     hashes = {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
@@ -244,10 +254,9 @@ def test_a_file_the_phone_refuses_is_reported_and_the_rest_copied(phone_tree, ar
 
 
 def test_a_note_still_growing_is_copied_once_it_is_stable(phone_tree, archive):
-    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
-    with EmulatedPhone(phone_tree.root, faults=Faults(grow_paths=victim.phone_path, grow_times=1)) as phone:
-        result = run_cli("backup", archive, "--tcp", phone.address)
-        assert phone.faults_fired["grow"] == 1
+    victim = first_voice_note(phone_tree)
+    result, fired = back_up_with(phone_tree, archive, Faults(grow_paths=victim.phone_path, grow_times=1))
+    assert fired["grow"] == 1
     grown = hashlib.sha256(victim.local_path.read_bytes()).hexdigest()
     assert grown in {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
     assert victim.sha256 not in {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
@@ -255,29 +264,26 @@ def test_a_note_still_growing_is_copied_once_it_is_stable(phone_tree, archive):
 
 
 def test_a_note_that_keeps_growing_is_left_for_the_next_run(phone_tree, archive):
-    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
-    with EmulatedPhone(phone_tree.root, faults=Faults(grow_paths=victim.phone_path, grow_times=50)) as phone:
-        result = run_cli("backup", archive, "--tcp", phone.address)
-        assert phone.faults_fired["grow"] == 3
+    victim = first_voice_note(phone_tree)
+    result, fired = back_up_with(phone_tree, archive, Faults(grow_paths=victim.phone_path, grow_times=50))
+    assert fired["grow"] == 3
     assert f"{victim.phone_path}: kept changing while being copied" in result.stderr
     assert_left_for_the_next_run(victim, phone_tree, archive)
 
 
 def test_a_note_damaged_on_the_way_is_pulled_again_and_archived_intact(phone_tree, archive):
-    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
-    with EmulatedPhone(phone_tree.root, faults=Faults(corrupt_paths=victim.phone_path, corrupt_times=1)) as phone:
-        result = run_cli("backup", archive, "--tcp", phone.address)
-        assert phone.faults_fired["corrupt"] == 1
+    victim = first_voice_note(phone_tree)
+    result, fired = back_up_with(phone_tree, archive, Faults(corrupt_paths=victim.phone_path, corrupt_times=1))
+    assert fired["corrupt"] == 1
     archived = {hashlib.sha256(b).hexdigest() for b in archived_files(archive).values()}
     assert victim.sha256 in archived
     assert result.exit_code == 3  # only the broken-audio warnings
 
 
 def test_a_note_damaged_at_every_attempt_is_reported_and_never_archived(phone_tree, archive):
-    victim = next(n for n in phone_tree.notes if n.kind == "voice" and n.is_note)
-    with EmulatedPhone(phone_tree.root, faults=Faults(corrupt_paths=victim.phone_path, corrupt_times=50)) as phone:
-        result = run_cli("backup", archive, "--tcp", phone.address)
-        assert phone.faults_fired["corrupt"] == 3
+    victim = first_voice_note(phone_tree)
+    result, fired = back_up_with(phone_tree, archive, Faults(corrupt_paths=victim.phone_path, corrupt_times=50))
+    assert fired["corrupt"] == 3
     assert f"{victim.phone_path}: did not arrive intact" in result.stderr
     assert result.exit_code == 4  # some notes could not be backed up
     catalogued = json.loads(run_cli("ls", archive, "--json").stdout)

@@ -212,7 +212,7 @@ class EmulatedPhone:
 
     @property
     def faults_fired(self) -> Counter[str]:
-        """How often each fault fired: "drop", "stall", "fail_path", "grow", "lie_size"."""
+        """How often each fault fired: "drop", "stall", "fail_path", "grow", "corrupt", "lie_size"."""
         return Counter(self._faults.fired)
 
     @property
