@@ -10,12 +10,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from adbvoice.config import BackupConfig
-from adbvoice.device import ConnectOptions
+from adbvoice.backup.config import BackupConfig
+from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.run import backup
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import build_demo_phone
-from adbvoice.report import Event, RunReport
-from adbvoice.run import backup
+from adbvoice.phone.device import ConnectOptions
 
 
 def run_demo(folder: Path, on_event: Callable[[Event], None]) -> tuple[RunReport, Path]:

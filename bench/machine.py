@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adbvoice.durability import FileByFile, filesystem_type, sealer_for
+from adbvoice.archive.durability import FileByFile, filesystem_type, sealer_for
 
 
 def _first(path: str, key: str) -> str | None:

@@ -19,8 +19,8 @@ from pathlib import Path
 from adbvoice.emulator import EmulatedPhone, LinkProfile
 from adbvoice.emulator.auth import AuthPolicy
 from adbvoice.emulator.phonetree import PhoneTree, add_notes, build_phone_tree
-from adbvoice.sources import SDCARD, VOICE_SOURCES
-from bench.clients import Adbvoice, AdbServer, ChildRun
+from adbvoice.whatsapp import SDCARD, VOICE_SOURCES
+from bench.clients import AdbServer, Adbvoice, ChildRun
 from bench.wire import WireStats, explain_turns, wire_stats
 
 PROFILES = {"loopback": LinkProfile.loopback(), "usb2": LinkProfile.usb2(), "wifi": LinkProfile.wifi()}

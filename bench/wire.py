@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adbvoice import adbwire
 from adbvoice.emulator import LinkProfile, PacketLog, PacketRecord
+from adbvoice.phone import wire
 
 BULK_FROM, BULK_TO = 0.10, 0.90
 
@@ -50,7 +50,7 @@ def bulk_rate(records: Sequence[PacketRecord], profile: LinkProfile) -> float | 
     for r in records:
         if r.direction != "device":
             continue
-        size = adbwire.HEADER.size + r.length
+        size = wire.HEADER.size + r.length
         end, _arrival = profile.transit(size, r.t, line_free.get(r.conn, 0.0))
         line_free[r.conn] = end
         ends.append((end, size))
@@ -72,7 +72,7 @@ def wire_stats(records: Sequence[PacketRecord], profile: LinkProfile) -> WireSta
     return WireStats(
         turns=round_trips(after_handshake(records)),
         messages=len(records),
-        wire_bytes=sum(adbwire.HEADER.size + r.length for r in records),
+        wire_bytes=sum(wire.HEADER.size + r.length for r in records),
         device_payload=sum(r.length for r in records if r.direction == "device"),
         largest_device_write=max(device_writes, default=0),
         bulk_bytes_per_s=bulk_rate(records, profile),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import adbwire
-from adbvoice.adblink import AdbLink, AdbStream, LinkTimeout, TcpPipe
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
+from adbvoice.phone.connection import AdbLink, AdbStream, LinkTimeout, TcpPipe
 
 BIG = 6 * 1024 * 1024
 
@@ -37,10 +37,10 @@ def settled(measure, seconds: float = 0.3) -> int:  # noqa: ANN001 - a zero-argu
 def receive_file(stream: AdbStream) -> bytes:
     data = bytearray()
     while True:
-        ident, length = adbwire.SYNC_REQUEST.unpack(stream.read_exact(adbwire.SYNC_REQUEST.size))
-        if ident == adbwire.ID_DONE:
+        ident, length = wire.SYNC_REQUEST.unpack(stream.read_exact(wire.SYNC_REQUEST.size))
+        if ident == wire.ID_DONE:
             return bytes(data)
-        assert ident == adbwire.ID_DATA
+        assert ident == wire.ID_DATA
         data += stream.read_exact(length)
 
 
@@ -54,7 +54,7 @@ def test_a_busy_reader_keeps_the_phone_sending_up_to_the_read_ahead_and_no_furth
             link.connect([], 5, lambda: None)
             stream = link.open("sync:")
             path = b"/sdcard/Download/big.opus"
-            stream.write(adbwire.SYNC_REQUEST.pack(adbwire.ID_RECV_V1, len(path)) + path)
+            stream.write(wire.SYNC_REQUEST.pack(wire.ID_RECV_V1, len(path)) + path)
 
             # We read nothing yet (busy elsewhere): what arrives is acknowledged all the
             # same until READ_AHEAD bytes wait unread, then the phone is held back.

@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from adbvoice import errors
-from adbvoice.archive import HELD_BYTES, WRITEBACK_BYTES, Archive
-from adbvoice.publish import same_bytes
+from adbvoice.archive.folder import HELD_BYTES, WRITEBACK_BYTES, Archive
+from adbvoice.backup.publish import same_bytes
 
 
 def sealed(archive: Archive, content: bytes, mtime: int = 1620036001):
@@ -113,7 +113,7 @@ def test_a_second_writer_is_told_who_holds_the_lock(tmp_path):
     archive = Archive.open(tmp_path, create=True)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from adbvoice.archive import Archive\n"
+         "import sys, time; from pathlib import Path; from adbvoice.archive.folder import Archive\n"
          "a = Archive.open(Path(sys.argv[1]), create=True)\n"
          "with a.lock():\n    print('locked', flush=True); time.sleep(30)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import rebuild
-from adbvoice.archive import Archive
-from adbvoice.catalog import Catalog
+from adbvoice.archive import rebuild
+from adbvoice.archive.catalog import Catalog
+from adbvoice.archive.folder import Archive
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import archived_files, run_cli, run_on_terminal
 

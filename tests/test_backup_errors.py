@@ -18,10 +18,10 @@ import pytest
 import usb1
 from adb_shell.exceptions import UsbReadFailedError
 
-from adbvoice import device
-from adbvoice.archive import Archive
+from adbvoice.archive.folder import Archive
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, Faults, LinkProfile
 from adbvoice.emulator.phonetree import PhoneNote, PhoneTree, build_phone_tree
+from adbvoice.phone import device
 from tests.conftest import Outcome, archived_files, free_port, run_cli, run_process
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import archive as archive_module
-from adbvoice import durability, publish, transfer
-from adbvoice.durability import FileByFile, WholeFilesystem, mount_type, sealer_for
+from adbvoice.archive import durability
+from adbvoice.archive import folder as archive_module
+from adbvoice.archive.durability import FileByFile, WholeFilesystem, mount_type, sealer_for
+from adbvoice.backup import publish, receive
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import PatchedOs, archived_files, is_file, run_cli
 
@@ -150,7 +151,7 @@ def test_a_disk_error_amid_many_groups_never_leaves_a_note_catalogued_unsynced(p
     Either way the catalog lists only whole notes, and the next run completes the archive."""
     with EmulatedPhone(phone_tree.root) as phone:
         with monkeypatch.context() as patch:
-            patch.setattr(transfer, "GROUP_NOTES", 1)
+            patch.setattr(receive, "GROUP_NOTES", 1)
             refused = a_disk_that_fails(patch, "whole filesystem", times=1, after=2)
             result = run_cli("backup", archive, "--tcp", phone.address)
         rows = catalogued(archive)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice.catalog import Catalog
+from adbvoice.archive.catalog import Catalog
 from tests.conftest import run_cli
 from tests.headless import Chromium
 

@@ -5,8 +5,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from adbvoice.archive.layout import DEFAULT_LAYOUT, NAME_MAX, Layout, safe_name, with_suffix_number
 from adbvoice.errors import LayoutError
-from adbvoice.layout import DEFAULT_LAYOUT, NAME_MAX, Layout, safe_name, with_suffix_number
 
 DAY = date(2021, 5, 3)
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutagen.ogg import OggPage
 
-from adbvoice.metadata import AudioInfo, read_audio_info
+from adbvoice.archive.metadata import AudioInfo, read_audio_info
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from adbvoice import phonecmd
-from adbvoice.shellclient import RunningCommand
+from adbvoice.phone import scripts
+from adbvoice.phone.shell import RunningCommand
 
 MKSH = shutil.which("mksh")
 TOYBOX = shutil.which("toybox")
@@ -46,7 +46,7 @@ def test_the_listing_names_every_file_below_each_root_with_size_and_mtime(tmp_pa
     missing = tmp_path / "WhatsApp Business"
     roots = [str(root), str(missing)]
 
-    stats, entries = phonecmd.parse_listing(android_shell(phonecmd.listing_script(roots)), roots)
+    stats, entries = scripts.parse_listing(android_shell(scripts.listing_script(roots)), roots)
 
     assert stats[str(root).encode()].is_dir and not stats[str(missing).encode()].exists
     by_name = {e.path.rsplit(b"/", 1)[-1]: e.stat for e in entries}
@@ -58,11 +58,11 @@ def test_the_listing_names_every_file_below_each_root_with_size_and_mtime(tmp_pa
 
 def test_a_cut_off_listing_is_not_mistaken_for_a_complete_one(tmp_path):
     roots = [str(tmp_path)]
-    output = android_shell(phonecmd.listing_script(roots))
-    with pytest.raises(phonecmd.UnexpectedOutput):
-        phonecmd.parse_listing(output[:-2], roots)
-    with pytest.raises(phonecmd.UnexpectedOutput):
-        phonecmd.parse_listing(b"/system/bin/sh: not found\n", roots)
+    output = android_shell(scripts.listing_script(roots))
+    with pytest.raises(scripts.UnexpectedOutput):
+        scripts.parse_listing(output[:-2], roots)
+    with pytest.raises(scripts.UnexpectedOutput):
+        scripts.parse_listing(b"/system/bin/sh: not found\n", roots)
 
 
 class FinishedCommand(RunningCommand):
@@ -83,9 +83,9 @@ def test_phone_hashes_match_each_file_even_when_one_is_missing_or_has_a_newline(
         if content is not None:
             path.write_bytes(content)
         files.append(str(path).encode())
-    output = android_shell(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(files))
+    output = android_shell(scripts.HASH_COMMAND, stdin=scripts.hash_stdin(files))
 
-    hashes = phonecmd.PhoneHashes(FinishedCommand(output), files)
+    hashes = scripts.PhoneHashes(FinishedCommand(output), files)
 
     assert hashes.get(0) == hashlib.sha1(b"one").hexdigest()
     assert hashes.get(1) is None
@@ -99,12 +99,12 @@ def test_the_fingerprint_is_the_hash_of_exactly_what_the_listing_prints(tmp_path
     (root / "202118" / "PTT-20210503-WA0007.opus").write_bytes(b"x" * 1234)
     roots = [str(root), str(tmp_path / "missing")]
 
-    props, stats, digest = phonecmd.parse_fingerprint(android_shell(phonecmd.fingerprint_script(roots)), roots)
-    listing = android_shell(phonecmd.listing_script(roots))
+    props, stats, digest = scripts.parse_fingerprint(android_shell(scripts.fingerprint_script(roots)), roots)
+    listing = android_shell(scripts.listing_script(roots))
 
-    assert digest == phonecmd.listing_fingerprint(listing) == hashlib.sha256(listing).hexdigest()
+    assert digest == scripts.listing_fingerprint(listing) == hashlib.sha256(listing).hexdigest()
     assert props["ro.serialno"] == "value of ro.serialno"
     assert stats[str(root).encode()].is_dir and not stats[roots[1].encode()].exists
     (root / "202118" / "PTT-20210503-WA0008.opus").write_bytes(b"new")
-    _props, _stats, changed = phonecmd.parse_fingerprint(android_shell(phonecmd.fingerprint_script(roots)), roots)
+    _props, _stats, changed = scripts.parse_fingerprint(android_shell(scripts.fingerprint_script(roots)), roots)
     assert changed != digest

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mutagen.ogg import OggPage
 
+from adbvoice.archive.metadata import read_audio_info
 from adbvoice.emulator.phonetree import (
     FIXTURES,
     SAMPLES,
@@ -23,7 +24,6 @@ from adbvoice.emulator.phonetree import (
     build_demo_phone,
     build_phone_tree,
 )
-from adbvoice.metadata import read_audio_info
 
 PLACES = {
     "voice": "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes",

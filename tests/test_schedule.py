@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice.archive import Archive
-from adbvoice.runlog import MAX_BYTES
+from adbvoice.archive.folder import Archive
+from adbvoice.unattended.runlog import MAX_BYTES
 from tests.conftest import archived_files, free_port, run_cli, run_process
 
 

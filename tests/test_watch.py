@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from adbvoice import device
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, LinkProfile
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
+from adbvoice.phone import device
 from tests.conftest import archived_files, free_port, run_cli
 from tests.test_backup_errors import BridgedUsb, adb_server, assert_archive_consistent  # noqa: F401 - a fixture
 

@@ -41,7 +41,7 @@ def list_notes(
     Example: adbvoice ls --since 2021-03 --until 2021-03 --source business
     """
     from adbvoice.errors import UsageError
-    from adbvoice.listing import FORMATS, list_archive, make_filter, note_json, notes_csv, table_lines
+    from adbvoice.views.listing import FORMATS, list_archive, make_filter, note_json, notes_csv, table_lines
 
     def work() -> tuple[str, list]:
         chosen = output_format or ("json" if as_json else "table")
@@ -69,7 +69,7 @@ def stats(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbose
 
     Example: adbvoice stats ~/"WhatsApp Voice Notes"
     """
-    from adbvoice.stats import archive_stats, stats_lines
+    from adbvoice.views.stats import archive_stats, stats_lines
 
     found = call(verbose, lambda: archive_stats(archive_path(archive)))
     if as_json:
@@ -92,7 +92,7 @@ def info(
 
     Example: adbvoice info 2021/03/07/PTT-20210307-WA0001.opus
     """
-    from adbvoice.noteinfo import info_lines, note_info
+    from adbvoice.views.info import info_lines, note_info
 
     found = call(verbose, lambda: note_info(note, archive, default_archive=archive_path(None)))
     if as_json:
@@ -115,7 +115,7 @@ def export(
     Example: adbvoice export --html ~/"WhatsApp Voice Notes" -o ~/voice-notes.html
     """
     from adbvoice.errors import UsageError
-    from adbvoice.htmlexport import export_html
+    from adbvoice.views.page import export_html
 
     def work():
         if not html:
@@ -132,7 +132,7 @@ def rebuild(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbo
 
     Example: adbvoice catalog rebuild ~/"WhatsApp Voice Notes"
     """
-    from adbvoice.rebuild import rebuild_catalog
+    from adbvoice.archive.rebuild import rebuild_catalog
 
     report = call(verbose, lambda: rebuild_catalog(archive_path(archive)))
     if as_json:

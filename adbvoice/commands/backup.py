@@ -13,14 +13,14 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice import errors
+from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.backup.config import backup_config
+from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
-from adbvoice.config import backup_config
-from adbvoice.layout import DEFAULT_LAYOUT, TOKENS
-from adbvoice.report import RunReport
-from adbvoice.runlog import RunLog
-from adbvoice.settings import DEFAULT_ADB_KEY, resolve
-from adbvoice.ui import EventPrinter
+from adbvoice.commands.progress import EventPrinter
+from adbvoice.unattended.runlog import RunLog
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, resolve
 
 app = typer.Typer()
 
@@ -94,7 +94,7 @@ def backup(
 
     Example: adbvoice backup --tcp 192.168.1.20
     """
-    from adbvoice.presence import backup_once
+    from adbvoice.unattended.presence import backup_once
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
                  layout=layout, log_file=log_file)

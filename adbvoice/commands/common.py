@@ -12,7 +12,7 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from adbvoice import errors
-from adbvoice.settings import DEFAULT_ARCHIVE, resolve
+from adbvoice.unattended.settings import DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
 

@@ -11,13 +11,13 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice import errors
+from adbvoice.backup.config import backup_config
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
-from adbvoice.config import backup_config
-from adbvoice.runlog import RunLog
-from adbvoice.settings import SETTINGS, config_path, resolve
-from adbvoice.ui import EventPrinter
+from adbvoice.commands.progress import EventPrinter
+from adbvoice.unattended.runlog import RunLog
+from adbvoice.unattended.settings import SETTINGS, config_path, resolve
 
 app = typer.Typer()
 config_app = typer.Typer(help="The config file: where it is, and the settings every command resolves.")
@@ -39,7 +39,7 @@ def watch(
 
     Example: adbvoice watch --tcp 192.168.1.20
     """
-    from adbvoice.watch import Result, Watcher
+    from adbvoice.unattended.watch import Result, Watcher
 
     settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
     config = call(verbose, lambda: backup_config(settings))
@@ -90,8 +90,8 @@ def schedule(
 
     Example: adbvoice schedule --every 1h --tcp 192.168.1.20 --cron --install
     """
-    from adbvoice import schedule as jobs
-    from adbvoice.runlog import default_log_file
+    from adbvoice.unattended import schedule as jobs
+    from adbvoice.unattended.runlog import default_log_file
 
     if cron == systemd:
         raise fail(errors.UsageError("choose one of --cron and --systemd"), verbose)

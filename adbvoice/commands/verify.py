@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call, fail
-from adbvoice.ui import EventPrinter
+from adbvoice.commands.progress import EventPrinter
 
 if TYPE_CHECKING:
-    from adbvoice.verify import Changed
+    from adbvoice.archive.verify import Changed
 
 app = typer.Typer()
 
@@ -31,8 +31,8 @@ def verify(
 
     Example: adbvoice verify ~/"WhatsApp Voice Notes" --quick
     """
+    from adbvoice.archive.verify import verify_archive
     from adbvoice.errors import ArchiveDamagedError
-    from adbvoice.verify import verify_archive
 
     # The bar shows notes and bytes on a terminal; per-note lines are not wanted even with -v.
     printer = EventPrinter(quiet=as_json, verbose=False)

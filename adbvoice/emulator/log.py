@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from adbvoice import adbwire
+from adbvoice.phone import wire
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PacketLog:
 
     def bytes_on_wire(self, conn: int | None = None) -> int:
         """Header plus payload bytes of every message, both directions."""
-        return sum(adbwire.HEADER.size + r.length for r in self.records(conn))
+        return sum(wire.HEADER.size + r.length for r in self.records(conn))
 
     def round_trips(self, conn: int | None = None) -> int:
         """Turns in which the host had to hear from the phone before it could go on.

@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
-from adbvoice import adbwire
 from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
@@ -18,15 +17,16 @@ from adbvoice.emulator.log import PacketLog
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
 from adbvoice.emulator.storage import PhoneStorage
+from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
 
 # Only what this phone implements (transport.cpp lists adbd's full set).
 FEATURES = (
-    adbwire.FEATURE_SHELL_V2,
-    adbwire.FEATURE_STAT_V2,
-    adbwire.FEATURE_LS_V2,
-    adbwire.FEATURE_SENDRECV_V2,
+    wire.FEATURE_SHELL_V2,
+    wire.FEATURE_STAT_V2,
+    wire.FEATURE_LS_V2,
+    wire.FEATURE_SENDRECV_V2,
 )
 _STOP_TIMEOUT_S = 5.0
 

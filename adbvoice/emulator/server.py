@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adbvoice import adbwire
 from adbvoice.emulator.auth import Gatekeeper
 from adbvoice.emulator.faults import DROP, FaultState
 from adbvoice.emulator.link import DelayLine, LinkProfile
@@ -28,6 +27,7 @@ from adbvoice.emulator.shell import report_error, run_shell
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.stream import Stream
 from adbvoice.emulator.sync import SyncService
+from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ class Connection:
         self.id = conn_id
         self._sock = sock
         # Until the host's CNXN says otherwise (transport.h, atransport()).
-        self.version = adbwire.A_VERSION_MIN
-        self.max_payload = adbwire.MAX_PAYLOAD
+        self.version = wire.A_VERSION_MIN
+        self.max_payload = wire.MAX_PAYLOAD
         self._cnxn_seen = False
         self._online = False
         self._token: bytes | None = None
@@ -94,10 +94,10 @@ class Connection:
         if self._dead or self._silent:
             return
         self.phone.log.append(
-            PacketRecord(time.monotonic(), self.id, "device", adbwire.COMMAND_NAMES[command],
+            PacketRecord(time.monotonic(), self.id, "device", wire.COMMAND_NAMES[command],
                          arg0, arg1, len(data))
         )
-        message = adbwire.pack_message(command, arg0, arg1, data, version=self.version)
+        message = wire.pack_message(command, arg0, arg1, data, version=self.version)
         self._out.put(message, len(message))
 
     def _write(self, item: bytes | None) -> None:
@@ -113,12 +113,12 @@ class Connection:
         reader = self._sock.makefile("rb", buffering=256 * 1024)
         try:
             while True:
-                header = reader.read(adbwire.HEADER.size)
-                if len(header) < adbwire.HEADER.size:
+                header = reader.read(wire.HEADER.size)
+                if len(header) < wire.HEADER.size:
                     break
                 try:
-                    command, arg0, arg1, length, check = adbwire.unpack_header(header)
-                except adbwire.WireError as e:
+                    command, arg0, arg1, length, check = wire.unpack_header(header)
+                except wire.WireError as e:
                     self._violation(str(e))
                     break
                 if length > self.max_payload:
@@ -130,7 +130,7 @@ class Connection:
                     break
                 packet = (command, arg0, arg1, check, data)
                 if self._in is not None:
-                    self._in.put(packet, adbwire.HEADER.size + length)
+                    self._in.put(packet, wire.HEADER.size + length)
                 else:
                     self._dispatch(packet)
         except OSError:
@@ -191,8 +191,8 @@ class Connection:
         if self._dead or self._silent:
             return
         command, arg0, arg1, check, data = packet
-        name = adbwire.COMMAND_NAMES[command]
-        service = data.rstrip(b"\0").decode("utf-8", "replace") if command == adbwire.A_OPEN else None
+        name = wire.COMMAND_NAMES[command]
+        service = data.rstrip(b"\0").decode("utf-8", "replace") if command == wire.A_OPEN else None
         self.phone.log.append(
             PacketRecord(time.monotonic(), self.id, "host", name, arg0, arg1, len(data), service)
         )
@@ -201,34 +201,34 @@ class Connection:
         # to skip them sends 0 (adb's transport.cpp, send_packet), and adbd accepts it.
         if (
             self._cnxn_seen
-            and self.version < adbwire.A_VERSION_SKIP_CHECKSUM
-            and adbwire.payload_checksum(data) != check
+            and self.version < wire.A_VERSION_SKIP_CHECKSUM
+            and wire.payload_checksum(data) != check
         ):
             self._violation(f"{name} payload checksum mismatch")
             return
-        if command == adbwire.A_CNXN:
+        if command == wire.A_CNXN:
             self._on_connect(arg0, arg1)
-        elif command in (adbwire.A_SYNC, adbwire.A_STLS):
+        elif command in (wire.A_SYNC, wire.A_STLS):
             # SYNC was never valid on the wire; STLS answers an STLS we never send.
             self._violation(f"unexpected {name}")
         elif not self._cnxn_seen:
             return  # protocol.md: messages before CONNECT are ignored
-        elif command == adbwire.A_AUTH:
+        elif command == wire.A_AUTH:
             self._on_auth(arg0, data)
         elif not self._online:
             return  # adbd ignores streams until the transport is online
-        elif command == adbwire.A_OPEN:
+        elif command == wire.A_OPEN:
             self._on_open(arg0, arg1, data)
-        elif command == adbwire.A_OKAY:
+        elif command == wire.A_OKAY:
             self._on_okay(arg0, arg1, data)
-        elif command == adbwire.A_CLSE:
+        elif command == wire.A_CLSE:
             self._on_close(arg0, arg1)
-        elif command == adbwire.A_WRTE:
+        elif command == wire.A_WRTE:
             self._on_write(arg0, arg1, data)
 
     def _on_connect(self, version: int, maxdata: int) -> None:
         # protocol.md: an unknown version or too small a maxdata closes the connection.
-        if version < adbwire.A_VERSION_MIN or maxdata < adbwire.MAX_PAYLOAD_V1:
+        if version < wire.A_VERSION_MIN or maxdata < wire.MAX_PAYLOAD_V1:
             self._violation(f"CNXN with version 0x{version:08x}, maxdata {maxdata}")
             return
         if self._online:  # a second CNXN restarts the transport (handle_offline)
@@ -239,8 +239,8 @@ class Connection:
                 stream.abort()
             self._online = False
         self._cnxn_seen = True
-        self.version = min(version, adbwire.A_VERSION)
-        self.max_payload = min(maxdata, adbwire.MAX_PAYLOAD)
+        self.version = min(version, wire.A_VERSION)
+        self.max_payload = min(maxdata, wire.MAX_PAYLOAD)
         if self.phone.gatekeeper.required:
             self._send_token()
         else:
@@ -253,21 +253,21 @@ class Connection:
             return
         self._online = True
         self._token = None
-        self.send(adbwire.A_CNXN, adbwire.A_VERSION, self.max_payload, self.phone.banner)
+        self.send(wire.A_CNXN, wire.A_VERSION, self.max_payload, self.phone.banner)
 
     def _send_token(self) -> None:
-        self._token = os.urandom(adbwire.AUTH_TOKEN_SIZE)
-        self.send(adbwire.A_AUTH, adbwire.AUTH_TOKEN, 0, self._token)
+        self._token = os.urandom(wire.AUTH_TOKEN_SIZE)
+        self.send(wire.A_AUTH, wire.AUTH_TOKEN, 0, self._token)
 
     def _on_auth(self, kind: int, data: bytes) -> None:
         if self._token is None:
             return  # no token outstanding: nothing to answer
-        if kind == adbwire.AUTH_SIGNATURE:
+        if kind == wire.AUTH_SIGNATURE:
             if self.phone.gatekeeper.check_signature(self._token, data):
                 self._go_online()
             else:
                 self._send_token()
-        elif kind == adbwire.AUTH_RSAPUBLICKEY:
+        elif kind == wire.AUTH_RSAPUBLICKEY:
             self._on_public_key(data.split(b"\0", 1)[0].decode("utf-8", "replace"))
         else:
             self._violation(f"AUTH of unknown type {kind}")
@@ -300,7 +300,7 @@ class Connection:
         request = parse_service(data)
         # A nonzero arg1 asks for delayed acks, which this phone does not offer.
         if send_bytes != 0 or request is None:
-            self.send(adbwire.A_CLSE, 0, remote_id)
+            self.send(wire.A_CLSE, 0, remote_id)
             return
         service = data.rstrip(b"\0").decode("utf-8", "replace")
         stream = Stream(self, self.phone.next_stream_id(), remote_id, service)
@@ -308,7 +308,7 @@ class Connection:
             if self._dead:
                 return
             self._streams[stream.local_id] = stream
-        self.send(adbwire.A_OKAY, stream.local_id, remote_id)
+        self.send(wire.A_OKAY, stream.local_id, remote_id)
         thread = threading.Thread(
             target=self._serve, args=(stream, request), name=f"adbd-{service[:20]}", daemon=True
         )
@@ -342,7 +342,7 @@ class Connection:
         stream = self._find(local_id, 0)
         if stream is None:
             # The stream is gone; tell the host so it closes its end (adb.cpp, A_OKAY).
-            self.send(adbwire.A_CLSE, local_id, remote_id)
+            self.send(wire.A_CLSE, local_id, remote_id)
         elif stream.remote_id == remote_id and not data:
             stream.host_okayed()
 

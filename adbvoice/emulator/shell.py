@@ -17,10 +17,10 @@ import termios
 import threading
 from typing import IO
 
-from adbvoice import adbwire
 from adbvoice.emulator.sandbox import SH, Sandbox
 from adbvoice.emulator.services import ShellRequest
 from adbvoice.emulator.stream import Stream, StreamClosed
+from adbvoice.phone import wire
 
 _EXIT_CANNOT_EXECUTE = 126  # ReportError's exit code
 _READ_SIZE = 64 * 1024
@@ -54,8 +54,8 @@ def report_error(stream: Stream, protocol: bool, message: str) -> None:
     try:
         if protocol:
             stream.write(
-                adbwire.SHELL_HEADER.pack(adbwire.SHELL_STDERR, len(text)) + text
-                + adbwire.SHELL_HEADER.pack(adbwire.SHELL_EXIT, 1)
+                wire.SHELL_HEADER.pack(wire.SHELL_STDERR, len(text)) + text
+                + wire.SHELL_HEADER.pack(wire.SHELL_EXIT, 1)
                 + bytes([_EXIT_CANNOT_EXECUTE])
             )
         else:
@@ -167,10 +167,10 @@ class _ShellProtocolSession(_Session):
 
     def run(self) -> None:
         if self._master >= 0:
-            outputs = [(self._master, adbwire.SHELL_STDOUT)]
+            outputs = [(self._master, wire.SHELL_STDOUT)]
         else:
-            outputs = [(_fileno(self._proc.stdout), adbwire.SHELL_STDOUT),
-                       (_fileno(self._proc.stderr), adbwire.SHELL_STDERR)]
+            outputs = [(_fileno(self._proc.stdout), wire.SHELL_STDOUT),
+                       (_fileno(self._proc.stderr), wire.SHELL_STDERR)]
         self._input_thread.start()
         pumps = [
             threading.Thread(target=self._output, args=(fd, ident), name="adbd-shell-out", daemon=True)
@@ -184,7 +184,7 @@ class _ShellProtocolSession(_Session):
         # process and sends its exit code (Subprocess::WaitForExit).
         code = self._sandbox.reap(self._proc)
         try:
-            self._packet(adbwire.SHELL_EXIT, bytes([code & 0xFF]))
+            self._packet(wire.SHELL_EXIT, bytes([code & 0xFF]))
             self._stream.finish()
         except StreamClosed:
             pass
@@ -193,7 +193,7 @@ class _ShellProtocolSession(_Session):
 
     def _packet(self, ident: int, data: bytes) -> None:
         with self._write_lock:
-            self._stream.write(adbwire.SHELL_HEADER.pack(ident, len(data)) + data)
+            self._stream.write(wire.SHELL_HEADER.pack(ident, len(data)) + data)
 
     def _output(self, fd: int, ident: int) -> None:
         try:
@@ -203,7 +203,7 @@ class _ShellProtocolSession(_Session):
             self._sandbox.kill(self._proc)
 
     def _take_input(self, data: bytes) -> None:
-        header = adbwire.SHELL_HEADER
+        header = wire.SHELL_HEADER
         self._inbuf += data
         while len(self._inbuf) >= header.size:
             ident, length = header.unpack_from(self._inbuf)
@@ -214,14 +214,14 @@ class _ShellProtocolSession(_Session):
             self._packet_in(ident, payload)
 
     def _packet_in(self, ident: int, data: bytes) -> None:
-        if ident == adbwire.SHELL_STDIN:
+        if ident == wire.SHELL_STDIN:
             self._write_stdin(data)
-        elif ident == adbwire.SHELL_CLOSE_STDIN and self._master < 0 and self._stdin_open:
+        elif ident == wire.SHELL_CLOSE_STDIN and self._master < 0 and self._stdin_open:
             # PTYs cannot close just their input; adbd leaves them open.
             self._stdin_open = False  # and so the fd number is never used again
             assert self._proc.stdin is not None
             self._proc.stdin.close()
-        elif ident == adbwire.SHELL_WINDOW_SIZE_CHANGE and self._master >= 0:
+        elif ident == wire.SHELL_WINDOW_SIZE_CHANGE and self._master >= 0:
             try:
                 rows, cols, xpixels, ypixels = (
                     int(n) for n in data.rstrip(b"\0").replace(b"x", b",").split(b",")

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from adbvoice import adbwire
+from adbvoice.phone import wire
 
 
 class StreamClosed(Exception):
@@ -74,7 +74,7 @@ class Stream:
         CLSE: adbd closing its local socket shuts down the peer, which sends A_CLSE
         (sockets.cpp, local_socket_close)."""
         if self._mark_closed():
-            self.host.send(adbwire.A_CLSE, self.local_id, self.remote_id)
+            self.host.send(wire.A_CLSE, self.local_id, self.remote_id)
 
     def abort(self) -> None:
         """The connection is gone: wake everyone, send nothing."""
@@ -104,7 +104,7 @@ class Stream:
                 raise StreamClosed()
             data = b"".join(self._inbox)
             for _ in range(len(self._inbox)):
-                self.host.send(adbwire.A_OKAY, self.local_id, self.remote_id)
+                self.host.send(wire.A_OKAY, self.local_id, self.remote_id)
             self._inbox.clear()
             return data
 
@@ -149,7 +149,7 @@ class Stream:
         chunk = bytes(self._outbox[:size])
         del self._outbox[:size]
         self._awaiting_okay = True
-        self.host.send(adbwire.A_WRTE, self.local_id, self.remote_id, chunk)
+        self.host.send(wire.A_WRTE, self.local_id, self.remote_id, chunk)
         self._cv.notify_all()
 
     def _mark_closed(self) -> bool:

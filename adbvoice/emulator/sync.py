@@ -16,10 +16,10 @@ import os
 from collections.abc import Callable
 from typing import NoReturn
 
-from adbvoice import adbwire
 from adbvoice.emulator.faults import FaultState
 from adbvoice.emulator.storage import FileStat, PhoneStorage
 from adbvoice.emulator.stream import Stream, StreamClosed
+from adbvoice.phone import wire
 
 # RCV2 flags we can honour: none. Compression is not offered in our banner; a request
 # for it gets adbd's answer to flags it does not know.
@@ -91,7 +91,7 @@ class SyncService:
     def _fail(self, reason: str) -> NoReturn:
         """SendSyncFail: FAIL with a message; the caller then ends the service."""
         text = reason.encode("utf-8", "surrogateescape")
-        self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_FAIL, len(text)) + text)
+        self._send(wire.SYNC_REQUEST.pack(wire.ID_FAIL, len(text)) + text)
         raise _End()
 
     def _fail_errno(self, what: str, error: OSError) -> NoReturn:
@@ -101,23 +101,23 @@ class SyncService:
     # -- requests (handle_sync_command) ------------------------------------------------
 
     def _handle_request(self) -> None:
-        ident, length = adbwire.SYNC_REQUEST.unpack(self._read_exact(adbwire.SYNC_REQUEST.size))
-        if length > adbwire.SYNC_PATH_MAX:
+        ident, length = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
+        if length > wire.SYNC_PATH_MAX:
             self._fail("path too long")
         # adbd reads the path into a C string: it ends at the first NUL.
         path = self._read_exact(length).split(b"\0", 1)[0]
         logger.debug("sync: %s %r", ident.decode("latin-1"), path)
-        if ident == adbwire.ID_LSTAT_V1:
+        if ident == wire.ID_LSTAT_V1:
             self._lstat_v1(path)
-        elif ident in (adbwire.ID_STAT_V2, adbwire.ID_LSTAT_V2):
+        elif ident in (wire.ID_STAT_V2, wire.ID_LSTAT_V2):
             self._stat_v2(ident, path)
-        elif ident in (adbwire.ID_LIST_V1, adbwire.ID_LIST_V2):
-            self._list(path, v2=ident == adbwire.ID_LIST_V2)
-        elif ident == adbwire.ID_RECV_V1:
+        elif ident in (wire.ID_LIST_V1, wire.ID_LIST_V2):
+            self._list(path, v2=ident == wire.ID_LIST_V2)
+        elif ident == wire.ID_RECV_V1:
             self._recv(path)
-        elif ident == adbwire.ID_RECV_V2:
+        elif ident == wire.ID_RECV_V2:
             self._recv_v2(path)
-        elif ident == adbwire.ID_QUIT:
+        elif ident == wire.ID_QUIT:
             raise _End()
         else:
             # SEND/SND2 included: this phone's storage is not written through sync.
@@ -131,18 +131,18 @@ class SyncService:
         except OSError:
             mode = size = mtime = 0
         self._send(
-            adbwire.SYNC_STAT_V1.pack(
-                adbwire.ID_LSTAT_V1, mode, size & 0xFFFFFFFF, mtime & 0xFFFFFFFF
+            wire.SYNC_STAT_V1.pack(
+                wire.ID_LSTAT_V1, mode, size & 0xFFFFFFFF, mtime & 0xFFFFFFFF
             )
         )
 
     def _stat_v2(self, ident: bytes, path: bytes) -> None:
         try:
-            st = self._claimed(path, self._storage.stat(path, follow=ident == adbwire.ID_STAT_V2))
+            st = self._claimed(path, self._storage.stat(path, follow=ident == wire.ID_STAT_V2))
         except OSError as e:
-            self._send(adbwire.SYNC_STAT_V2.pack(ident, e.errno or errno.EIO, *(0,) * 10))
+            self._send(wire.SYNC_STAT_V2.pack(ident, e.errno or errno.EIO, *(0,) * 10))
             return
-        self._send(adbwire.SYNC_STAT_V2.pack(ident, 0, *_v2_fields(st)))
+        self._send(wire.SYNC_STAT_V2.pack(ident, 0, *_v2_fields(st)))
 
     def _list(self, path: bytes, v2: bool) -> None:
         try:
@@ -156,17 +156,17 @@ class SyncService:
             except OSError as e:
                 if not v2:
                     continue  # v1 skips entries it cannot lstat
-                head = adbwire.SYNC_DENT_V2.pack(
-                    adbwire.ID_DENT_V2, e.errno or errno.EIO, *(0,) * 10, len(name)
+                head = wire.SYNC_DENT_V2.pack(
+                    wire.ID_DENT_V2, e.errno or errno.EIO, *(0,) * 10, len(name)
                 )
             else:
                 if v2:
-                    head = adbwire.SYNC_DENT_V2.pack(
-                        adbwire.ID_DENT_V2, 0, *_v2_fields(st), len(name)
+                    head = wire.SYNC_DENT_V2.pack(
+                        wire.ID_DENT_V2, 0, *_v2_fields(st), len(name)
                     )
                 else:
-                    head = adbwire.SYNC_DENT_V1.pack(
-                        adbwire.ID_DENT_V1,
+                    head = wire.SYNC_DENT_V1.pack(
+                        wire.ID_DENT_V1,
                         st.mode,
                         st.size & 0xFFFFFFFF,
                         st.mtime & 0xFFFFFFFF,
@@ -174,15 +174,15 @@ class SyncService:
                     )
             self._send(head + name)
         # DONE is a zeroed dent of the same version (adbd memsets the struct).
-        done = adbwire.SYNC_DENT_V2 if v2 else adbwire.SYNC_DENT_V1
-        self._send(adbwire.ID_DONE + bytes(done.size - len(adbwire.ID_DONE)))
+        done = wire.SYNC_DENT_V2 if v2 else wire.SYNC_DENT_V1
+        self._send(wire.ID_DONE + bytes(done.size - len(wire.ID_DONE)))
 
     def _claimed(self, path: bytes, st: FileStat) -> FileStat:
         return self._faults.claimed(path.decode("utf-8", "surrogateescape"), st)
 
     def _recv_v2(self, path: bytes) -> None:
         # adbd reads the setup packet without checking its id, only its flags.
-        _, flags = adbwire.SYNC_RECV_V2.unpack(self._read_exact(adbwire.SYNC_RECV_V2.size))
+        _, flags = wire.SYNC_RECV_V2.unpack(self._read_exact(wire.SYNC_RECV_V2.size))
         unknown = flags & ~_SUPPORTED_RECV_FLAGS
         if unknown:
             self._fail(f"unknown flags: {unknown}")
@@ -201,7 +201,7 @@ class SyncService:
             first = True
             while True:
                 try:
-                    chunk = os.read(fd, adbwire.SYNC_DATA_MAX)
+                    chunk = os.read(fd, wire.SYNC_DATA_MAX)
                 except OSError as e:
                     self._fail_errno("read failed", e)
                 if not chunk:
@@ -214,16 +214,16 @@ class SyncService:
                 first = False
         finally:
             os.close(fd)
-        self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DONE, 0))
+        self._send(wire.SYNC_REQUEST.pack(wire.ID_DONE, 0))
 
     def _send_data(self, chunk: bytes) -> None:
         allowed, action = self._faults.admit(len(chunk))
         if action is None:
-            self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DATA, len(chunk)) + chunk)
+            self._send(wire.SYNC_REQUEST.pack(wire.ID_DATA, len(chunk)) + chunk)
             return
         if allowed:
             # The header promises the whole chunk; the link breaks inside it.
-            self._send(adbwire.SYNC_REQUEST.pack(adbwire.ID_DATA, len(chunk)) + chunk[:allowed])
+            self._send(wire.SYNC_REQUEST.pack(wire.ID_DATA, len(chunk)) + chunk[:allowed])
         self._flush()
         self._stream.drain()
         self._break_link(action)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
 from tests.emulator.helpers import FIVE_MB, Adb, RawHost, RawHostFactory, require_tools
 
 
@@ -59,7 +59,7 @@ def raw_host() -> Iterator[RawHostFactory]:
     all of them are closed after the test."""
     hosts: list[RawHost] = []
 
-    def make(phone: EmulatedPhone, maxdata: int = adbwire.MAX_PAYLOAD) -> RawHost:
+    def make(phone: EmulatedPhone, maxdata: int = wire.MAX_PAYLOAD) -> RawHost:
         host = RawHost(phone.port, maxdata=maxdata)
         hosts.append(host)
         return host

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
 
 TOOLS = ("adb", "bwrap", "mksh", "toybox")
 FIVE_MB = 5 * 1000 * 1000
@@ -112,23 +112,23 @@ class RawHost:
     """A minimal ADB host speaking the wire protocol directly, for what adb and
     adb-shell never do (pipelining, misbehaving, half-closing)."""
 
-    def __init__(self, port: int, maxdata: int = adbwire.MAX_PAYLOAD, timeout: float = 10) -> None:
+    def __init__(self, port: int, maxdata: int = wire.MAX_PAYLOAD, timeout: float = 10) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.maxdata = maxdata
-        self.version = adbwire.A_VERSION_MIN  # until connect() settles it
+        self.version = wire.A_VERSION_MIN  # until connect() settles it
         self._next_id = 100
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        self.sock.sendall(adbwire.pack_message(command, arg0, arg1, data, version=self.version))
+        self.sock.sendall(wire.pack_message(command, arg0, arg1, data, version=self.version))
 
-    def recv(self) -> adbwire.Message:
-        header = self._exact(adbwire.HEADER.size)
-        command, arg0, arg1, length, check = adbwire.unpack_header(header)
+    def recv(self) -> wire.Message:
+        header = self._exact(wire.HEADER.size)
+        command, arg0, arg1, length, check = wire.unpack_header(header)
         data = self._exact(length)
-        expected = adbwire.payload_checksum(data) if self.version < adbwire.A_VERSION_SKIP_CHECKSUM else 0
+        expected = wire.payload_checksum(data) if self.version < wire.A_VERSION_SKIP_CHECKSUM else 0
         assert check == expected, "the phone fills in checksums below A_VERSION_SKIP_CHECKSUM only"
-        return adbwire.Message(command, arg0, arg1, data)
+        return wire.Message(command, arg0, arg1, data)
 
     def _exact(self, n: int) -> bytes:
         buf = bytearray()
@@ -139,16 +139,16 @@ class RawHost:
             buf += chunk
         return bytes(buf)
 
-    def connect(self, version: int = adbwire.A_VERSION) -> adbwire.Message:
-        self.send(adbwire.A_CNXN, version, self.maxdata, b"host::features=shell_v2,stat_v2,ls_v2")
-        self.version = min(version, adbwire.A_VERSION)  # what the phone's transport now uses
+    def connect(self, version: int = wire.A_VERSION) -> wire.Message:
+        self.send(wire.A_CNXN, version, self.maxdata, b"host::features=shell_v2,stat_v2,ls_v2")
+        self.version = min(version, wire.A_VERSION)  # what the phone's transport now uses
         return self.recv()
 
     def open(self, service: bytes) -> tuple[int, int]:
         """OPEN and wait for OKAY: (our id, the phone's id)."""
         self._next_id += 1
         local = self._next_id
-        self.send(adbwire.A_OPEN, local, 0, service + b"\0")
+        self.send(wire.A_OPEN, local, 0, service + b"\0")
         reply = self.recv()
         assert (reply.name, reply.arg1) == ("OKAY", local), reply
         return local, reply.arg0
@@ -160,7 +160,7 @@ class RawHost:
             msg = self.recv()
             assert (msg.name, msg.arg1) == ("WRTE", local), msg
             data += msg.data
-            self.send(adbwire.A_OKAY, local, remote)
+            self.send(wire.A_OKAY, local, remote)
         return bytes(data)
 
     def read_until_close(self, local: int, remote: int) -> bytes:
@@ -171,7 +171,7 @@ class RawHost:
                 return bytes(data)
             assert (msg.name, msg.arg1) == ("WRTE", local), msg
             data += msg.data
-            self.send(adbwire.A_OKAY, local, remote)
+            self.send(wire.A_OKAY, local, remote)
 
     def close(self) -> None:
         self.sock.close()
@@ -181,7 +181,7 @@ RawHostFactory = Callable[..., RawHost]
 
 
 def sync_request(ident: bytes, path: bytes) -> bytes:
-    return adbwire.SYNC_REQUEST.pack(ident, len(path)) + path
+    return wire.SYNC_REQUEST.pack(ident, len(path)) + path
 
 
 def parse_sync_replies(data: bytes, requests: list[bytes]) -> list[object]:
@@ -200,32 +200,32 @@ def parse_sync_replies(data: bytes, requests: list[bytes]) -> list[object]:
         return fields
 
     for request in requests:
-        if data[i : i + 4] == adbwire.ID_FAIL:
+        if data[i : i + 4] == wire.ID_FAIL:
             (length,) = struct.unpack_from("<I", data, i + 4)
             out.append(("FAIL", data[i + 8 : i + 8 + length].decode()))
             i += 8 + length
             break
-        if request == adbwire.ID_LSTAT_V1:
-            out.append(take(adbwire.SYNC_STAT_V1)[1:])
-        elif request in (adbwire.ID_STAT_V2, adbwire.ID_LSTAT_V2):
-            out.append(take(adbwire.SYNC_STAT_V2)[1:])
-        elif request in (adbwire.ID_LIST_V1, adbwire.ID_LIST_V2):
-            dent = adbwire.SYNC_DENT_V2 if request == adbwire.ID_LIST_V2 else adbwire.SYNC_DENT_V1
+        if request == wire.ID_LSTAT_V1:
+            out.append(take(wire.SYNC_STAT_V1)[1:])
+        elif request in (wire.ID_STAT_V2, wire.ID_LSTAT_V2):
+            out.append(take(wire.SYNC_STAT_V2)[1:])
+        elif request in (wire.ID_LIST_V1, wire.ID_LIST_V2):
+            dent = wire.SYNC_DENT_V2 if request == wire.ID_LIST_V2 else wire.SYNC_DENT_V1
             entries = []
             while True:
                 fields = take(dent)
-                if fields[0] == adbwire.ID_DONE:
+                if fields[0] == wire.ID_DONE:
                     break
                 entries.append((fields[1:-1], data[i : i + fields[-1]]))
                 i += fields[-1]
             out.append(entries)
-        elif request in (adbwire.ID_RECV_V1, adbwire.ID_RECV_V2):
+        elif request in (wire.ID_RECV_V1, wire.ID_RECV_V2):
             content = bytearray()
             while True:
-                ident, length = take(adbwire.SYNC_REQUEST)
-                if ident == adbwire.ID_DONE:
+                ident, length = take(wire.SYNC_REQUEST)
+                if ident == wire.ID_DONE:
                     break
-                assert ident == adbwire.ID_DATA, ident
+                assert ident == wire.ID_DATA, ident
                 content += data[i : i + length]
                 i += length
             out.append(bytes(content))

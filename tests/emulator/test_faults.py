@@ -10,8 +10,8 @@ import pytest
 from adb_shell.adb_device import AdbDeviceTcp
 from adb_shell.exceptions import AdbCommandFailureException, AdbTimeoutError
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone, Faults
+from adbvoice.phone import wire
 from tests.emulator.helpers import (
     FIVE_MB,
     Adb,
@@ -20,7 +20,7 @@ from tests.emulator.helpers import (
     sync_request,
 )
 
-W = adbwire
+W = wire
 NOTES = "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
 BIG = f"{NOTES}/PTT-20240501-WA0001.opus"
 SMALL = f"{NOTES}/PTT-20240502-WA0002.opus"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone, LinkProfile
+from adbvoice.phone import wire
 from tests.emulator.helpers import RawHost, parse_sync_replies, sync_request
 
-W = adbwire
+W = wire
 N = 10
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from adb_shell.adb_device import AdbDeviceTcp
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
 from tests.emulator.helpers import (
     Adb,
     RawHost,
@@ -20,7 +20,7 @@ from tests.emulator.helpers import (
     sync_request,
 )
 
-W = adbwire
+W = wire
 
 
 def packet(ident: int, data: bytes) -> bytes:

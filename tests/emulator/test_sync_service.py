@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
 from tests.emulator.helpers import (
     RawHost,
     RawHostFactory,
@@ -21,7 +21,7 @@ from tests.emulator.helpers import (
     sync_request,
 )
 
-W = adbwire
+W = wire
 NOTES = b"/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
 
 

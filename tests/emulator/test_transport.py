@@ -3,8 +3,8 @@ streams at once on one connection, flow control, and a host that breaks the rule
 
 from __future__ import annotations
 
-from adbvoice import adbwire
 from adbvoice.emulator import EmulatedPhone
+from adbvoice.phone import wire
 from tests.emulator.helpers import (
     RawHost,
     RawHostFactory,
@@ -12,7 +12,7 @@ from tests.emulator.helpers import (
     sync_request,
 )
 
-W = adbwire
+W = wire
 BIG = b"/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418/PTT-20240501-WA0001.opus"
 
 

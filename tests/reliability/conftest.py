@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from adbvoice.archive.verify import verify_archive
 from adbvoice.emulator.phonetree import PhoneTree, build_phone_tree
-from adbvoice.verify import verify_archive
 from tests.conftest import archived_files
 
 # The table's rows, in the order of the issue that asked for them.

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adbvoice.archive import Archive, TempNote
-from adbvoice.catalog import Catalog
+from adbvoice.archive.catalog import Catalog
+from adbvoice.archive.folder import Archive, TempNote
 
 NTH = 3  # the step breaks on the third note, so that notes before it are already archived
 CRASH_EXIT = 86  # the crash driver's exit code: proof that os._exit ran at the seam

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import archive as archive_module
-from adbvoice import durability, publish, transfer
-from adbvoice.catalog import Catalog
+from adbvoice.archive import durability
+from adbvoice.archive import folder as archive_module
+from adbvoice.archive.catalog import Catalog
+from adbvoice.backup import publish, receive
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import Outcome, PatchedOs, archived_files, is_file, run_cli
 from tests.reliability.conftest import ArchiveState, archive_state, note_hashes
@@ -55,7 +56,7 @@ def fill_up(monkeypatch, archive: Path, seam: str) -> list[int]:
     def one_sync_at_a_time(applies: Callable[[], bool]) -> None:
         """Groups of one note, synced a whole filesystem at a time (the seam is syncfs)."""
         syncfs = failing(durability._load_syncfs(), lambda _fd: applies())
-        monkeypatch.setattr(transfer, "GROUP_NOTES", 1)
+        monkeypatch.setattr(receive, "GROUP_NOTES", 1)
         monkeypatch.setattr(publish, "sealer_for", lambda root: durability.WholeFilesystem(root, syncfs))
 
     def on(thread_prefix: str) -> Callable[[], bool]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adbvoice import transfer
+from adbvoice.backup import receive
 from adbvoice.emulator import EmulatedPhone
 from tests.conftest import Outcome, run_cli
 from tests.reliability.conftest import archive_state, note_hashes
@@ -104,7 +104,7 @@ def test_a_crash_in_a_later_group_keeps_the_groups_published_before_it(point, sm
     the groups published before it archived and catalogued, and nothing half-done."""
     wanted = note_hashes(small_tree)
     whole = {n.sha256 for n in small_tree.notes}
-    monkeypatch.setattr(transfer, "GROUP_NOTES", 1)
+    monkeypatch.setattr(receive, "GROUP_NOTES", 1)
     with EmulatedPhone(small_tree.root) as phone:
         with monkeypatch.context() as patch:
             counter = arm(point, patch.setattr, raise_at(point))

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from adbvoice import device
 from adbvoice.emulator import EmulatedPhone, Faults
+from adbvoice.phone import device
 from tests.conftest import run_cli
 from tests.reliability.conftest import archive_state
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from adbvoice import adbwire
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, Faults
 from adbvoice.emulator.phonetree import PhoneTree
+from adbvoice.phone import wire
 from tests.conftest import Outcome, run_cli, run_process
 from tests.reliability.conftest import archive_state, note_hashes
 
@@ -55,7 +55,7 @@ def refused_path(tree: PhoneTree) -> Staged:
 def not_authorized(tree: PhoneTree) -> Staged:
     def offered_and_refused(phone: EmulatedPhone, _outcome: Outcome) -> bool:
         offers = [r for r in phone.log if r.direction == "host" and r.command == "AUTH"
-                  and r.arg0 == adbwire.AUTH_RSAPUBLICKEY]
+                  and r.arg0 == wire.AUTH_RSAPUBLICKEY]
         return len(offers) == 1 and not phone.trusted_keys
 
     return Staged(12, {"auth": AuthPolicy(mode="refuse")}, fired=offered_and_refused)

@@ -10,18 +10,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from adbvoice import device, errors
-from adbvoice.adblink import LinkClosed
-from adbvoice.archive import Archive
+from adbvoice import errors
+from adbvoice.archive.catalog import Catalog
+from adbvoice.archive.folder import Archive
+from adbvoice.backup.config import BackupConfig
+from adbvoice.backup.plan import Candidate, Plan, make_plan, text_path
+from adbvoice.backup.publish import Publisher, Retry
+from adbvoice.backup.receive import STILL_CHANGING, Copier
+from adbvoice.backup.report import Event, PlannedCopy, RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.catalog import Catalog
-from adbvoice.config import BackupConfig
-from adbvoice.plan import Candidate, Plan, make_plan, text_path
-from adbvoice.publish import Publisher, Retry
-from adbvoice.report import Event, PlannedCopy, RunReport
-from adbvoice.sources import Source, sources_for
-from adbvoice.syncclient import SyncError
-from adbvoice.transfer import STILL_CHANGING, Copier
+from adbvoice.phone import device
+from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.sync import SyncError
+from adbvoice.whatsapp import Source, sources_for
 
 # A note whose size or mtime keeps changing across this many pulls is being recorded:
 # it is left for the next run rather than archived half-finished.

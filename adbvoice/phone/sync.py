@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from adbvoice import adbwire
-from adbvoice.adblink import LinkClosed
+from adbvoice.phone import wire
+from adbvoice.phone.connection import LinkClosed
 
 
 class ByteStream(Protocol):
@@ -100,28 +100,28 @@ class SyncClient:
     # --- requests and answers ----------------------------------------------------
 
     def _stat_request(self, path: bytes) -> bytes:
-        return _request(adbwire.ID_LSTAT_V2 if self._stat_v2 else adbwire.ID_LSTAT_V1, path)
+        return _request(wire.ID_LSTAT_V2 if self._stat_v2 else wire.ID_LSTAT_V1, path)
 
     def _list_request(self, path: bytes) -> bytes:
-        return _request(adbwire.ID_LIST_V2 if self._ls_v2 else adbwire.ID_LIST_V1, path)
+        return _request(wire.ID_LIST_V2 if self._ls_v2 else wire.ID_LIST_V1, path)
 
     def _read_stat(self, stream: ByteStream) -> RemoteStat:
         if self._stat_v2:
-            fields = _read_struct(stream, adbwire.SYNC_STAT_V2, (adbwire.ID_LSTAT_V2,))
+            fields = _read_struct(stream, wire.SYNC_STAT_V2, (wire.ID_LSTAT_V2,))
             error, mode, size, mtime = fields[1], fields[4], fields[8], fields[10]
             if error:
                 return RemoteStat(0, 0, 0, exists=False)
             return RemoteStat(mode, size, mtime)
-        _ident, mode, size, mtime = _read_struct(stream, adbwire.SYNC_STAT_V1, (adbwire.ID_LSTAT_V1,))
+        _ident, mode, size, mtime = _read_struct(stream, wire.SYNC_STAT_V1, (wire.ID_LSTAT_V1,))
         # v1 answers a missing path with all zeros (do_lstat_v1 ignores lstat's error).
         return RemoteStat(mode, size, mtime, exists=mode != 0)
 
     def _read_listing(self, stream: ByteStream) -> list[tuple[bytes, RemoteStat]]:
         entries = []
-        layout, dent = (adbwire.SYNC_DENT_V2, adbwire.ID_DENT_V2) if self._ls_v2 else (adbwire.SYNC_DENT_V1, adbwire.ID_DENT_V1)
+        layout, dent = (wire.SYNC_DENT_V2, wire.ID_DENT_V2) if self._ls_v2 else (wire.SYNC_DENT_V1, wire.ID_DENT_V1)
         while True:
-            fields = _read_struct(stream, layout, (dent, adbwire.ID_DONE))
-            if fields[0] == adbwire.ID_DONE:
+            fields = _read_struct(stream, layout, (dent, wire.ID_DONE))
+            if fields[0] == wire.ID_DONE:
                 return entries
             if self._ls_v2:
                 error, mode, size, mtime, namelen = fields[1], fields[4], fields[8], fields[10], fields[12]
@@ -184,7 +184,7 @@ class SyncClient:
         clean = False
         try:
             stream.write(
-                b"".join(_request(adbwire.ID_RECV_V1, p) + self._stat_request(p) for p in paths[start:])
+                b"".join(_request(wire.ID_RECV_V1, p) + self._stat_request(p) for p in paths[start:])
             )
             for index in range(start, len(paths)):
                 sink.begin(index)
@@ -205,15 +205,15 @@ class SyncClient:
 def _receive_file(stream: ByteStream, sink: PullSink) -> str | None:
     """Feed DATA chunks to the sink until DONE (None) or FAIL (its message)."""
     while True:
-        ident, length = adbwire.SYNC_REQUEST.unpack(stream.read_exact(adbwire.SYNC_REQUEST.size))
-        if ident == adbwire.ID_DONE:
+        ident, length = wire.SYNC_REQUEST.unpack(stream.read_exact(wire.SYNC_REQUEST.size))
+        if ident == wire.ID_DONE:
             return None
-        if ident == adbwire.ID_FAIL:
+        if ident == wire.ID_FAIL:
             return _fail_text(stream, length)
-        if ident != adbwire.ID_DATA:
+        if ident != wire.ID_DATA:
             raise LinkClosed(f"unexpected sync answer {ident!r} during a file transfer")
-        if length > adbwire.SYNC_DATA_MAX:
-            raise LinkClosed(f"the phone sent a {length}-byte DATA chunk (limit {adbwire.SYNC_DATA_MAX})")
+        if length > wire.SYNC_DATA_MAX:
+            raise LinkClosed(f"the phone sent a {length}-byte DATA chunk (limit {wire.SYNC_DATA_MAX})")
         while length:
             part = stream.read(length)
             if not part:
@@ -235,17 +235,17 @@ def _sort_entries(folder: bytes, listing: Iterable[tuple[bytes, RemoteStat]], fo
 
 
 def _request(ident: bytes, path: bytes) -> bytes:
-    if len(path) > adbwire.SYNC_PATH_MAX:
+    if len(path) > wire.SYNC_PATH_MAX:
         raise SyncError(f"path too long for the sync protocol ({len(path)} bytes)")
-    return adbwire.SYNC_REQUEST.pack(ident, len(path)) + path
+    return wire.SYNC_REQUEST.pack(ident, len(path)) + path
 
 
 def _read_struct(stream: ByteStream, layout: struct.Struct, wanted: tuple[bytes, ...]) -> tuple:
     """Read one answer of `layout`, whose first field is its id; a FAIL is only 8 bytes
     plus its message, so the id and the next word are read first."""
-    head = stream.read_exact(adbwire.SYNC_REQUEST.size)
-    ident, length = adbwire.SYNC_REQUEST.unpack(head)
-    if ident == adbwire.ID_FAIL:
+    head = stream.read_exact(wire.SYNC_REQUEST.size)
+    ident, length = wire.SYNC_REQUEST.unpack(head)
+    if ident == wire.ID_FAIL:
         raise SyncError(_fail_text(stream, length))
     if ident not in wanted:
         stream.close()
@@ -259,7 +259,7 @@ def _fail_text(stream: ByteStream, length: int) -> str:
 
 def _quit(stream: ByteStream) -> None:
     try:
-        stream.write(adbwire.SYNC_REQUEST.pack(adbwire.ID_QUIT, 0))
+        stream.write(wire.SYNC_REQUEST.pack(wire.ID_QUIT, 0))
     except LinkClosed:
         pass
     stream.close()

@@ -20,8 +20,8 @@ from typing import Literal
 import platformdirs
 
 from adbvoice import errors
-from adbvoice.device import parse_tcp_address
-from adbvoice.layout import DEFAULT_LAYOUT, Layout
+from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
+from adbvoice.phone.device import parse_tcp_address
 
 if sys.version_info >= (3, 11):
     import tomllib

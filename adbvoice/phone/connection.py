@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from adbvoice import adbwire
-from adbvoice.adbwire import Message
+from adbvoice.phone import wire
+from adbvoice.phone.wire import Message
 
-HOST_FEATURES = (adbwire.FEATURE_SHELL_V2, adbwire.FEATURE_STAT_V2, adbwire.FEATURE_LS_V2)
+HOST_FEATURES = (wire.FEATURE_SHELL_V2, wire.FEATURE_STAT_V2, wire.FEATURE_LS_V2)
 
 
 class LinkClosed(Exception):
@@ -225,8 +225,8 @@ class AdbLink:
         self._streams: dict[int, AdbStream] = {}
         self._next_id = 1
         self.banner: DeviceBanner | None = None
-        self.maxdata = adbwire.MAX_PAYLOAD_V1
-        self._version = adbwire.A_VERSION_MIN  # until the phone's CNXN says more
+        self.maxdata = wire.MAX_PAYLOAD_V1
+        self._version = wire.A_VERSION_MIN  # until the phone's CNXN says more
         # Guards the streams and every send (so messages never interleave on the pipe).
         self._lock = threading.Condition()
         self._last_heard = 0.0
@@ -243,7 +243,7 @@ class AdbLink:
         """CNXN, then AUTH as adb does: try each key's signature, then offer our public key
         and wait (bounded) for the user to tap Allow on the phone."""
         banner = b"host::features=" + ",".join(HOST_FEATURES).encode() + b"\0"
-        self._send(adbwire.A_CNXN, adbwire.A_VERSION, adbwire.MAX_PAYLOAD, banner)
+        self._send(wire.A_CNXN, wire.A_VERSION, wire.MAX_PAYLOAD, banner)
         untried = list(signers)
         offered_key = False
         while True:
@@ -258,26 +258,26 @@ class AdbLink:
                 if offered_key:
                     raise AuthRefused(str(exc)) from exc
                 raise
-            if msg.command == adbwire.A_CNXN:
+            if msg.command == wire.A_CNXN:
                 return self._accept_banner(msg)
-            if msg.command != adbwire.A_AUTH or msg.arg0 != adbwire.AUTH_TOKEN:
+            if msg.command != wire.A_AUTH or msg.arg0 != wire.AUTH_TOKEN:
                 continue  # anything before CNXN must be ignored (protocol.md)
             if untried:
-                self._send(adbwire.A_AUTH, adbwire.AUTH_SIGNATURE, 0, untried.pop(0).Sign(msg.data))
+                self._send(wire.A_AUTH, wire.AUTH_SIGNATURE, 0, untried.pop(0).Sign(msg.data))
             elif not offered_key and signers:
                 public = signers[0].GetPublicKey()
                 public_bytes = public.encode() if isinstance(public, str) else bytes(public)
                 on_prompt()
-                self._send(adbwire.A_AUTH, adbwire.AUTH_RSAPUBLICKEY, 0, public_bytes + b"\0")
+                self._send(wire.A_AUTH, wire.AUTH_RSAPUBLICKEY, 0, public_bytes + b"\0")
                 offered_key = True
             else:
                 raise AuthRefused("the phone rejected every key")
 
     def _accept_banner(self, msg: Message) -> DeviceBanner:
-        _kind, props = adbwire.parse_banner(msg.data)
+        _kind, props = wire.parse_banner(msg.data)
         features = frozenset(f for f in props.pop("features", "").split(",") if f)
-        self.maxdata = min(msg.arg1, adbwire.MAX_PAYLOAD)
-        self._version = min(msg.arg0, adbwire.A_VERSION)
+        self.maxdata = min(msg.arg1, wire.MAX_PAYLOAD)
+        self._version = min(msg.arg0, wire.A_VERSION)
         self.banner = DeviceBanner(msg.arg0, self.maxdata, props, features)
         self._last_heard = time.monotonic()
         threading.Thread(target=self._read_all, name="adbvoice-link", daemon=True).start()
@@ -297,7 +297,7 @@ class AdbLink:
             stream = AdbStream(self, self._next_id, service, background=background)
             self._next_id += 1
             self._streams[stream.local_id] = stream
-            self._send(adbwire.A_OPEN, stream.local_id, 0, service.encode("utf-8", "surrogateescape") + b"\0")
+            self._send(wire.A_OPEN, stream.local_id, 0, service.encode("utf-8", "surrogateescape") + b"\0")
         return stream
 
     # The methods below run with self._lock held.
@@ -317,19 +317,19 @@ class AdbLink:
             chunk = bytes(stream._outbox[: self.maxdata])
             del stream._outbox[: self.maxdata]
             stream.can_write = False
-            self._send(adbwire.A_WRTE, stream.local_id, stream.remote_id, chunk)
+            self._send(wire.A_WRTE, stream.local_id, stream.remote_id, chunk)
 
     def _settle_okay(self, stream: AdbStream) -> None:
         unread_allowed = 0 if stream.background else self.READ_AHEAD - 1
         if stream._okay_owed and stream._unread <= unread_allowed and not stream.peer_closed:
             stream._okay_owed = False
-            self._send(adbwire.A_OKAY, stream.local_id, stream.remote_id)
+            self._send(wire.A_OKAY, stream.local_id, stream.remote_id)
 
     def _close_stream(self, stream: AdbStream) -> None:
         if self._streams.pop(stream.local_id, None) is None:
             return
         if stream.remote_id and not stream.peer_closed and self._ended is None:
-            self._send(adbwire.A_CLSE, stream.local_id, stream.remote_id)
+            self._send(wire.A_CLSE, stream.local_id, stream.remote_id)
         stream.peer_closed = True
 
     # --- the reader thread ------------------------------------------------------
@@ -352,22 +352,22 @@ class AdbLink:
 
     def _take(self, msg: Message) -> None:
         """Hand one message to its stream."""
-        if msg.command == adbwire.A_CNXN:
+        if msg.command == wire.A_CNXN:
             raise LinkClosed("adbd restarted on the phone")
         stream = self._streams.get(msg.arg1)
         if stream is None:
             return  # for a stream we already closed: ignore, as protocol.md says
-        if msg.command == adbwire.A_OKAY:
+        if msg.command == wire.A_OKAY:
             stream.remote_id = msg.arg0
             stream.can_write = True
             self._flush(stream)
-        elif msg.command == adbwire.A_WRTE:
+        elif msg.command == wire.A_WRTE:
             if msg.data:
                 stream._inbox.append(memoryview(msg.data))
                 stream._unread += len(msg.data)
             stream._okay_owed = True
             self._settle_okay(stream)
-        elif msg.command == adbwire.A_CLSE:
+        elif msg.command == wire.A_CLSE:
             stream.refused = stream.remote_id == 0
             stream.peer_closed = True
             del self._streams[stream.local_id]
@@ -375,13 +375,13 @@ class AdbLink:
     # --- messages --------------------------------------------------------------
 
     def _send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        self._pipe.send(adbwire.pack_header(command, arg0, arg1, data, version=self._version), data)
+        self._pipe.send(wire.pack_header(command, arg0, arg1, data, version=self._version), data)
 
     def _recv(self, timeout: float | None) -> Message:
-        header = self._pipe.recv_exact(adbwire.HEADER.size, timeout)
+        header = self._pipe.recv_exact(wire.HEADER.size, timeout)
         try:
-            command, arg0, arg1, length, _check = adbwire.unpack_header(header)
-        except adbwire.WireError as exc:
+            command, arg0, arg1, length, _check = wire.unpack_header(header)
+        except wire.WireError as exc:
             raise LinkClosed(str(exc)) from exc
         data = self._pipe.recv_exact(length, timeout) if length else b""
         return Message(command, arg0, arg1, data)

@@ -20,8 +20,9 @@ from adb_shell.auth.keygen import keygen, write_public_keyfile
 from adb_shell.auth.sign_cryptography import CryptographySigner
 from adb_shell.exceptions import UsbReadFailedError, UsbWriteFailedError
 
-from adbvoice import adbwire, errors, hostproto, phonecmd
-from adbvoice.adblink import (
+from adbvoice import errors
+from adbvoice.phone import adbserver, scripts, wire
+from adbvoice.phone.connection import (
     AdbLink,
     AuthRefused,
     AuthTimedOut,
@@ -31,8 +32,8 @@ from adbvoice.adblink import (
     Signer,
     TcpPipe,
 )
-from adbvoice.shellclient import CommandResult, ShellClient
-from adbvoice.syncclient import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
+from adbvoice.phone.shell import CommandResult, ShellClient
+from adbvoice.phone.sync import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
 
 DEFAULT_TCP_PORT = 5555
 UDEV_HINT = (
@@ -74,7 +75,7 @@ class Survey:
     entries: list[RemoteEntry]
     listed_by: str  # "shell" or "sync"
     problems: tuple[str, ...] = ()  # what the phone's shell said on stderr (unreadable folders...)
-    fingerprint: str | None = None  # SHA-256 of the shell listing (phonecmd.fingerprint_script)
+    fingerprint: str | None = None  # SHA-256 of the shell listing (scripts.fingerprint_script)
     unchanged: bool = False  # the fingerprint was the known one: `entries` was not fetched
 
 
@@ -194,7 +195,7 @@ def _usb_error(exc: Exception) -> errors.AdbVoiceError | None:
     if name == "USBErrorBusy":
         return errors.UsbBusyError(
             "another program holds the phone's USB interface (an adb server not answering on "
-            f"port {hostproto.server_port()}?): close it, e.g. `adb kill-server`, and try again"
+            f"port {adbserver.server_port()}?): close it, e.g. `adb kill-server`, and try again"
         )
     return None
 
@@ -232,9 +233,9 @@ class Phone:
         self._closer = closer
         self.features = features
         self._fallback_identity = fallback_identity
-        self.shell = ShellClient(opener, shell_v2=adbwire.FEATURE_SHELL_V2 in features)
+        self.shell = ShellClient(opener, shell_v2=wire.FEATURE_SHELL_V2 in features)
         self.sync = SyncClient(
-            opener, stat_v2=adbwire.FEATURE_STAT_V2 in features, ls_v2=adbwire.FEATURE_LS_V2 in features
+            opener, stat_v2=wire.FEATURE_STAT_V2 in features, ls_v2=wire.FEATURE_LS_V2 in features
         )
 
     def survey(self, roots: Sequence[str], known: Mapping[str, str] | None = None) -> Survey:
@@ -245,21 +246,21 @@ class Phone:
         worked from; when the phone's matches, the listing itself is not fetched."""
         try:
             if known:
-                answer = self.shell.run(phonecmd.fingerprint_script(roots), raw=True)
-                props, root_stats, fingerprint = phonecmd.parse_fingerprint(answer.stdout, roots)
+                answer = self.shell.run(scripts.fingerprint_script(roots), raw=True)
+                props, root_stats, fingerprint = scripts.parse_fingerprint(answer.stdout, roots)
                 identity = self._identity(props)
                 if known.get(identity.serial) == fingerprint:
                     return Survey(identity, root_stats, [], "shell", (), fingerprint, unchanged=True)
-                result = self.shell.run(phonecmd.listing_script(roots))
+                result = self.shell.run(scripts.listing_script(roots))
                 listing = result.stdout
             else:
-                result = self.shell.run(phonecmd.identity_script() + "; " + phonecmd.listing_script(roots))
-                props, listing = phonecmd.split_identity(result.stdout)
+                result = self.shell.run(scripts.identity_script() + "; " + scripts.listing_script(roots))
+                props, listing = scripts.split_identity(result.stdout)
                 identity = self._identity(props)
-            root_stats, entries = phonecmd.parse_listing(listing, roots)
-            fingerprint = phonecmd.listing_fingerprint(listing)
+            root_stats, entries = scripts.parse_listing(listing, roots)
+            fingerprint = scripts.listing_fingerprint(listing)
             return Survey(identity, root_stats, entries, "shell", _said(result), fingerprint)
-        except (ServiceRefused, phonecmd.UnexpectedOutput):
+        except (ServiceRefused, scripts.UnexpectedOutput):
             root_stats, entries = self.sync.walk([r.encode() for r in roots])
             return Survey(self._fallback_identity, root_stats, entries, "sync")
 
@@ -272,16 +273,16 @@ class Phone:
             transport=fallback.transport,
         )
 
-    def start_hashing(self, paths: Sequence[bytes]) -> phonecmd.PhoneHashes | None:
+    def start_hashing(self, paths: Sequence[bytes]) -> scripts.PhoneHashes | None:
         """Have the phone SHA-1 the files we are about to pull, on a stream of its own that
         runs alongside the copy; None where the phone cannot (no shell_v2)."""
         if not paths or not self.shell.shell_v2:
             return None
         try:
-            command = self.shell.start(phonecmd.HASH_COMMAND, stdin=phonecmd.hash_stdin(paths), background=True)
+            command = self.shell.start(scripts.HASH_COMMAND, stdin=scripts.hash_stdin(paths), background=True)
         except ServiceRefused:
             return None
-        return phonecmd.PhoneHashes(command, paths)
+        return scripts.PhoneHashes(command, paths)
 
     def stat_many(self, paths: Sequence[bytes]) -> list[RemoteStat]:
         return self.sync.stat_many(paths)
@@ -305,7 +306,7 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
         host, port = options.tcp
         pipe = _open_tcp(host, port, options.connect_timeout_s, options.io_timeout_s)
         return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}")
-    served = hostproto.list_devices()
+    served = adbserver.list_devices()
     if served:
         return _through_server(served, options, on_prompt)
     return _over_usb(options, signer, on_prompt)
@@ -340,9 +341,9 @@ def _handshake(
 
 
 def _through_server(
-    served: list[hostproto.ServerDevice], options: ConnectOptions, on_prompt: Callable[[str], None]
+    served: list[adbserver.ServerDevice], options: ConnectOptions, on_prompt: Callable[[str], None]
 ) -> Phone:
-    port = hostproto.server_port()
+    port = adbserver.server_port()
     device = _choose(served, options.serial, lambda d: d.serial, lambda d: f"{d.serial} ({d.state})")
     deadline = time.monotonic() + options.auth_timeout_s
     prompted = False
@@ -357,15 +358,15 @@ def _through_server(
                 f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again"
             )
         time.sleep(0.5)
-        again = [d for d in hostproto.list_devices(port) or [] if d.serial == device.serial]
+        again = [d for d in adbserver.list_devices(port) or [] if d.serial == device.serial]
         if not again:
             raise errors.NoDeviceError(f"{device.serial} went away while waiting for authorization")
         device = again[0]
-    features = frozenset(hostproto.query(port, f"host-serial:{device.serial}:features").split(","))
+    features = frozenset(adbserver.query(port, f"host-serial:{device.serial}:features").split(","))
 
-    def opener(service: str, *, background: bool = False) -> hostproto.ServerStream:  # noqa: ARG001
+    def opener(service: str, *, background: bool = False) -> adbserver.ServerStream:  # noqa: ARG001
         """The adb server acknowledges the phone's data itself: `background` changes nothing."""
-        return hostproto.ServerStream(port, device.serial, service, options.io_timeout_s)
+        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s)
 
     model = device.props.get("model", "Android phone").replace("_", " ")
     identity = PhoneIdentity(device.serial, model, None, "adb server")

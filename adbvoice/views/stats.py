@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 from math import ceil
 from pathlib import Path
 
-from adbvoice.catalog import NoteRow, RunRow, reading
-from adbvoice.listing import catalog_notes
-from adbvoice.report import human_bytes, human_duration
+from adbvoice.archive.catalog import NoteRow, RunRow, reading
+from adbvoice.backup.report import human_bytes, human_duration
+from adbvoice.views.listing import catalog_notes
 
 _BARS = "▁▂▃▄▅▆▇█"
 _MONTH_LETTERS = "J F M A M J J A S O N D"

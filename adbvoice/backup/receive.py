@@ -16,14 +16,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from adbvoice.archive import Archive, TempNote
+from adbvoice.archive.folder import Archive, TempNote
+from adbvoice.archive.metadata import audio_info_of
+from adbvoice.backup.plan import Candidate, text_path
+from adbvoice.backup.publish import Publisher, Received, Retry, discard
+from adbvoice.backup.report import Event, RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.metadata import audio_info_of
-from adbvoice.phonecmd import PhoneHashes
-from adbvoice.plan import Candidate, text_path
-from adbvoice.publish import Publisher, Received, Retry, discard
-from adbvoice.report import Event, RunReport
-from adbvoice.syncclient import RemoteStat
+from adbvoice.phone.scripts import PhoneHashes
+from adbvoice.phone.sync import RemoteStat
 
 STILL_CHANGING = "kept changing while being copied (still being recorded?); left for the next run"
 NOT_INTACT = "did not arrive intact: its SHA-1 differed from the phone's own at every attempt"

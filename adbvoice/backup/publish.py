@@ -21,13 +21,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from adbvoice.archive import Archive, FsyncFailed, Published, TempNote, file_sha256
+from adbvoice.archive.catalog import Catalog, NoteRow
+from adbvoice.archive.durability import sealer_for
+from adbvoice.archive.folder import Archive, FsyncFailed, Published, TempNote, file_sha256
+from adbvoice.archive.metadata import AudioInfo, read_audio_info
+from adbvoice.backup.plan import Candidate, text_path
+from adbvoice.backup.report import Event, NewNote, RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.catalog import Catalog, NoteRow
-from adbvoice.durability import sealer_for
-from adbvoice.metadata import AudioInfo, read_audio_info
-from adbvoice.plan import Candidate, text_path
-from adbvoice.report import Event, NewNote, RunReport
 
 SEALERS = 8  # threads syncing a group's notes and folders at once (where each is fsynced)
 

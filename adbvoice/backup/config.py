@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adbvoice.device import ConnectOptions, parse_tcp_address
-from adbvoice.layout import DEFAULT_LAYOUT, Layout
-from adbvoice.settings import Settings
+from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
+from adbvoice.phone.device import ConnectOptions, parse_tcp_address
+from adbvoice.unattended.settings import Settings
 
 
 @dataclass(frozen=True)

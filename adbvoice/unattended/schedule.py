@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adbvoice import errors
-from adbvoice.settings import FROM_DEFAULT, Settings
+from adbvoice.unattended.settings import FROM_DEFAULT, Settings
 
 _FLAGS = {"tcp": "--tcp", "serial": "--serial", "adb_key": "--adb-key", "layout": "--layout"}
 UNIT_MARKER = "# Installed by `adbvoice schedule`; `adbvoice schedule --systemd --uninstall` removes it."

@@ -12,8 +12,8 @@ import hashlib
 import stat as statmod
 from collections.abc import Sequence
 
-from adbvoice.shellclient import RunningCommand
-from adbvoice.syncclient import RemoteEntry, RemoteStat
+from adbvoice.phone.shell import RunningCommand
+from adbvoice.phone.sync import RemoteEntry, RemoteStat
 
 END_MARK = b"E"
 _MODE_TYPES = {ord("-"): statmod.S_IFREG, ord("l"): statmod.S_IFLNK, ord("d"): statmod.S_IFDIR}

@@ -23,7 +23,7 @@ from pathlib import Path
 import platformdirs
 
 from adbvoice import errors
-from adbvoice.report import RunReport
+from adbvoice.backup.report import RunReport
 
 MAX_BYTES = 1_000_000
 

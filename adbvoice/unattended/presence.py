@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adbvoice import device, errors, hostproto
+from adbvoice import errors
+from adbvoice.backup.config import BackupConfig
+from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.run import backup
 from adbvoice.cancel import CancelToken
-from adbvoice.config import BackupConfig
-from adbvoice.report import Event, RunReport
-from adbvoice.run import backup
-from adbvoice.runlog import RunLog, logged, since
+from adbvoice.phone import adbserver, device
+from adbvoice.unattended.runlog import RunLog, logged, since
 
 # adb server states (adb's transport.cpp, connection_state_name) of a phone one can back up,
 # and of one waiting for its user to tap "Allow"; any other (offline, recovery...) is away.
@@ -45,7 +46,7 @@ def look(options: device.ConnectOptions) -> list[Sighting]:
         except OSError:
             return []
         return [Sighting(f"{host}:{port}", READY)]
-    served = hostproto.list_devices()
+    served = adbserver.list_devices()
     if served:
         found = [Sighting(d.serial, d.state) for d in served if d.state == READY or d.state in WAITING]
     else:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adbvoice import adbwire
-from adbvoice.adblink import LinkClosed, ServiceRefused, StreamEnded
-from adbvoice.syncclient import ByteStream, StreamOpener
+from adbvoice.phone import wire
+from adbvoice.phone.connection import LinkClosed, ServiceRefused, StreamEnded
+from adbvoice.phone.sync import ByteStream, StreamOpener
 
 # Keep stdin packets well under any peer's buffer (adbd's is MAX_PAYLOAD).
 STDIN_PACKET = 64 * 1024
@@ -47,16 +47,16 @@ class RunningCommand:
                 return True
             return self._end()
         try:
-            header = self._stream.read_exact(adbwire.SHELL_HEADER.size)
+            header = self._stream.read_exact(wire.SHELL_HEADER.size)
         except StreamEnded:
             return self._end()
-        ident, length = adbwire.SHELL_HEADER.unpack(header)
+        ident, length = wire.SHELL_HEADER.unpack(header)
         data = self._stream.read_exact(length) if length else b""
-        if ident == adbwire.SHELL_STDOUT:
+        if ident == wire.SHELL_STDOUT:
             self.stdout += data
-        elif ident == adbwire.SHELL_STDERR:
+        elif ident == wire.SHELL_STDERR:
             self.stderr += data
-        elif ident == adbwire.SHELL_EXIT:
+        elif ident == wire.SHELL_EXIT:
             self.exit_code = data[0] if data else None
             return self._end()
         return True
@@ -107,8 +107,8 @@ class ShellClient:
             data = stdin or b""
             for offset in range(0, len(data), STDIN_PACKET):
                 piece = data[offset : offset + STDIN_PACKET]
-                packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_STDIN, len(piece)) + piece
-            packets += adbwire.SHELL_HEADER.pack(adbwire.SHELL_CLOSE_STDIN, 0)
+                packets += wire.SHELL_HEADER.pack(wire.SHELL_STDIN, len(piece)) + piece
+            packets += wire.SHELL_HEADER.pack(wire.SHELL_CLOSE_STDIN, 0)
             stream.write(bytes(packets))
         return RunningCommand(stream, v2)
 

@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from adbvoice import __version__, errors
-from adbvoice.archive import FILE_MODE
-from adbvoice.catalog import NoteRow
-from adbvoice.listing import catalog_notes, clock_time, source_family
-from adbvoice.report import human_bytes, human_duration
+from adbvoice.archive.catalog import NoteRow
+from adbvoice.archive.folder import FILE_MODE
+from adbvoice.backup.report import human_bytes, human_duration
+from adbvoice.views.listing import catalog_notes, clock_time, source_family
 
 DEFAULT_PAGE = "voice-notes.html"
 
@@ -60,7 +60,7 @@ def render_page(notes: list[NoteRow], to_archive: PurePosixPath, *, title: str) 
     """The page, newest note first; `to_archive` leads from the page's folder to the archive."""
     rows = [_note_data(n, to_archive) for n in reversed(notes)]
     data = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    template = files("adbvoice").joinpath("export_page.html").read_text(encoding="utf-8")
+    template = files("adbvoice.views").joinpath("page.html").read_text(encoding="utf-8")
     exported = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     values = {
         "{{TITLE}}": html.escape(title),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.layout import PRIVATE_DIR, with_suffix_number
+from adbvoice.archive.layout import PRIVATE_DIR, with_suffix_number
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

@@ -33,7 +33,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Protocol
 
-from adbvoice.archive import FsyncFailed, TempNote, disk_error, fsync_dir
+from adbvoice.archive.folder import FsyncFailed, TempNote, disk_error, fsync_dir
 
 WHOLE_FILESYSTEM_TYPES = frozenset({"ext4", "xfs", "btrfs"})
 SYNCFS_REPORTS_ERRORS = (5, 8)  # the Linux release since which syncfs(2) returns write errors

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from adbvoice.archive import Archive
-from adbvoice.catalog import NoteRow, reading
-from adbvoice.report import Event, human_bytes
+from adbvoice.archive.catalog import NoteRow, reading
+from adbvoice.archive.folder import Archive
+from adbvoice.backup.report import Event, human_bytes
 
 _BLOCK = 1 << 20
 

@@ -24,11 +24,11 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.archive import DIR_MODE, FILE_MODE, Archive, file_sha256, fsync_dir
-from adbvoice.catalog import Catalog, NoteRow, Salvage, SightingRow, utc_now
-from adbvoice.layout import PRIVATE_DIR
-from adbvoice.metadata import AudioInfo, read_audio_info
-from adbvoice.sources import date_from_name, is_audio_name
+from adbvoice.archive.catalog import Catalog, NoteRow, Salvage, SightingRow, utc_now
+from adbvoice.archive.folder import DIR_MODE, FILE_MODE, Archive, file_sha256, fsync_dir
+from adbvoice.archive.layout import PRIVATE_DIR
+from adbvoice.archive.metadata import AudioInfo, read_audio_info
+from adbvoice.whatsapp import date_from_name, is_audio_name
 
 # The default layout's folders, YYYY/MM/DD/<name>: the day when the name has none.
 _DATED = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/[^/]+$")

@@ -11,13 +11,13 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.archive import Archive
-from adbvoice.catalog import NoteRow, SightingRow, reading
-from adbvoice.layout import PRIVATE_DIR
-from adbvoice.listing import minutes_seconds, note_json
-from adbvoice.metadata import AudioInfo, read_audio_info, read_tags
-from adbvoice.plan import text_path
-from adbvoice.sources import is_audio_name
+from adbvoice.archive.catalog import NoteRow, SightingRow, reading
+from adbvoice.archive.folder import Archive
+from adbvoice.archive.layout import PRIVATE_DIR
+from adbvoice.archive.metadata import AudioInfo, read_audio_info, read_tags
+from adbvoice.backup.plan import text_path
+from adbvoice.views.listing import minutes_seconds, note_json
+from adbvoice.whatsapp import is_audio_name
 
 
 @dataclass(frozen=True)

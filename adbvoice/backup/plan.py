@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePosixPath
 
-from adbvoice.adbwire import SYNC_PATH_MAX
-from adbvoice.layout import Layout, safe_name
-from adbvoice.sources import Source, date_from_name, is_audio_name
-from adbvoice.syncclient import RemoteEntry
+from adbvoice.archive.layout import Layout, safe_name
+from adbvoice.phone.sync import RemoteEntry
+from adbvoice.phone.wire import SYNC_PATH_MAX
+from adbvoice.whatsapp import Source, date_from_name, is_audio_name
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from adbvoice import errors, presence
+from adbvoice import errors
+from adbvoice.backup.config import BackupConfig
+from adbvoice.backup.report import Event, RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.config import BackupConfig
-from adbvoice.report import Event, RunReport
-from adbvoice.runlog import RunLog
+from adbvoice.unattended import presence
+from adbvoice.unattended.runlog import RunLog
 
 WAITING_TEXT = 'unlock the phone and tap "Allow" on the "Allow USB debugging?" prompt; watching until you do'
 # Not a result for this connection: nobody has tapped Allow yet, so keep trying. (A phone

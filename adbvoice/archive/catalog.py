@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adbvoice import errors
-from adbvoice.archive import FILE_MODE
+from adbvoice.archive.folder import FILE_MODE
 
 SCHEMA_VERSION = 1
 SCHEMA = """

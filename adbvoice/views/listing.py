@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from adbvoice.archive import Archive
-from adbvoice.catalog import NoteRow, reading
+from adbvoice.archive.catalog import NoteRow, reading
+from adbvoice.archive.folder import Archive
+from adbvoice.backup.report import human_bytes
 from adbvoice.errors import UsageError
-from adbvoice.report import human_bytes
-from adbvoice.sources import AUDIO_SOURCES, SOURCE_FAMILIES, VOICE_SOURCES
+from adbvoice.whatsapp import AUDIO_SOURCES, SOURCE_FAMILIES, VOICE_SOURCES
 
 FORMATS = ("table", "json", "csv")
 # note_json's keys, in order: the catalog's columns, with the raw phone path as hex.

@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from adbvoice.adblink import ExactReads, LinkClosed, LinkTimeout, ServiceRefused
+from adbvoice.phone.connection import ExactReads, LinkClosed, LinkTimeout, ServiceRefused
 
 DEFAULT_SERVER_PORT = 5037
 
