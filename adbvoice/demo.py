@@ -11,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adbvoice.backup.config import BackupConfig
-from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.report import RunReport
 from adbvoice.backup.run import backup
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import build_demo_phone
-from adbvoice.phone.device import ConnectOptions
+from adbvoice.events import Event
+from adbvoice.phone.connect import ConnectOptions
 
 
 def run_demo(folder: Path, on_event: Callable[[Event], None]) -> tuple[RunReport, Path]:

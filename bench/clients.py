@@ -64,7 +64,7 @@ class Adbvoice:
     """`adbvoice backup` against one phone address, with its own HOME and adb key."""
 
     def __init__(self, home: Path) -> None:
-        from adbvoice.phone.device import load_signer
+        from adbvoice.phone.keys import load_signer
 
         self.key = home / ".android" / "adbkey"
         load_signer(self.key)  # RSA key generation is not what we measure

@@ -23,7 +23,7 @@ def _first(path: str, key: str) -> str | None:
 
 def _archive_disk(folder: Path) -> str:
     """The filesystem of `folder` and how adbvoice makes notes durable on it
-    (adbvoice/durability.py): a first backup's cost depends on both."""
+    (adbvoice/archive/durability.py): a first backup's cost depends on both."""
     sealer = sealer_for(folder)
     sealer.close()
     syncs = "fsync per note and folder" if isinstance(sealer, FileByFile) else "syncfs per group"

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from adbvoice.cli import app
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import PhoneTree, build_phone_tree
-from adbvoice.phone.device import load_signer
+from adbvoice.phone.keys import load_signer
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from adb_shell.exceptions import UsbReadFailedError
 from adbvoice.archive.folder import Archive
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, Faults, LinkProfile
 from adbvoice.emulator.phonetree import PhoneNote, PhoneTree, build_phone_tree
-from adbvoice.phone import device
+from adbvoice.phone import usb
 from tests.conftest import Outcome, archived_files, free_port, run_cli, run_process
 
 
@@ -86,7 +86,7 @@ class BridgedUsb:
 
 
 def plug_in(monkeypatch, *transports) -> None:
-    monkeypatch.setattr(device, "_usb_transports", lambda: list(transports))
+    monkeypatch.setattr(usb, "transports", lambda: list(transports))
 
 
 def test_with_no_phone_plugged_in_the_user_is_told_how_to_connect_one(archive, monkeypatch):

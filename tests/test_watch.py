@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, LinkProfile
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
-from adbvoice.phone import device
+from adbvoice.phone import usb
 from tests.conftest import archived_files, free_port, run_cli
 from tests.test_backup_errors import BridgedUsb, adb_server, assert_archive_consistent  # noqa: F401 - a fixture
 
@@ -192,7 +192,7 @@ def test_usb_phones_are_backed_up_once_per_plug_in(tmp_path, archive, monkeypatc
         looks.append(time.monotonic())
         return list(plugged.values())
 
-    monkeypatch.setattr(device, "_usb_transports", usb_transports)
+    monkeypatch.setattr(usb, "transports", usb_transports)
 
     def logged() -> list[str]:
         return log.read_text().splitlines() if log.exists() else []

@@ -315,7 +315,7 @@ class Catalog:
 
     def listing_fingerprints(self) -> dict[str, tuple[str, int]]:
         """serial → (fingerprint of the listing its last complete backup worked from, how
-        many notes that listing held): see phonecmd.fingerprint_script."""
+        many notes that listing held): see phone/scripts.py, fingerprint_script."""
         rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'listing:%'")
         known = {}
         for key, value in rows:

@@ -7,7 +7,7 @@ The order of writes is the invariant (restic's rule for write-once storage):
 3. it is linked to its final name — link(2) fails rather than replace an existing name;
 4. the final folder (and every folder created for it) is made durable;
 5. only then may the catalog refer to it.
-Notes are published in groups (see publish.py): step 2 for the whole group, step 3 per
+Notes are published in groups (see backup/publish.py): step 2 for the whole group, step 3 per
 note, step 4 once per folder for the whole group, step 5 in one transaction. How steps 2
 and 4 are made durable (fsync per file and folder, or one syncfs) is durability.py's.
 A crash anywhere leaves either nothing visible or a complete file; leftovers in tmp/ are
@@ -70,7 +70,7 @@ def file_sha256(path: Path) -> str:
 
 class TempNote:
     """A note being received: bytes counted, SHA-256 (its name in the catalog) and SHA-1
-    (to compare with the phone's, phonecmd.HASH_COMMAND) computed as they arrive.
+    (to compare with the phone's, phone/scripts.py's HASH_COMMAND) computed as they arrive.
 
     Up to HELD_BYTES it is held in memory and its temp file is written when it is sealed,
     on the publishing thread: creating files was the receive loop's costliest step. A

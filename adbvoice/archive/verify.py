@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 
 from adbvoice.archive.catalog import NoteRow, reading
 from adbvoice.archive.folder import Archive
-from adbvoice.backup.report import Event, human_bytes
+from adbvoice.display import human_bytes
+from adbvoice.events import Event
 
 _BLOCK = 1 << 20
 

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import PurePosixPath
 
 from adbvoice.archive.layout import Layout, safe_name
+from adbvoice.display import text_path
 from adbvoice.phone.sync import RemoteEntry
 from adbvoice.phone.wire import SYNC_PATH_MAX
 from adbvoice.whatsapp import Source, date_from_name, is_audio_name
@@ -42,11 +43,6 @@ class Plan:
     @property
     def bytes_to_copy(self) -> int:
         return sum(c.size for c in self.copy)
-
-
-def text_path(raw: bytes) -> str:
-    """A phone path for people and the catalog (raw bytes need not be UTF-8)."""
-    return raw.decode("utf-8", "replace")
 
 
 def source_of(path: bytes, sources: Sequence[Source]) -> Source | None:

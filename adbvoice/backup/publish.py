@@ -1,7 +1,7 @@
 """Publishing received notes, a group at a time, on a thread of its own.
 
-A group is published in archive.py's order: its notes made durable together
-(durability.py), linked under their dated names, their folders synced once, the audio
+A group is published in archive/folder.py's order: its notes made durable together
+(archive/durability.py), linked under their dated names, their folders synced once, the audio
 metadata read, then the group's catalog rows written in one transaction. Per-note folder
 fsyncs and commits were most of a first backup's time.
 
@@ -25,9 +25,11 @@ from adbvoice.archive.catalog import Catalog, NoteRow
 from adbvoice.archive.durability import sealer_for
 from adbvoice.archive.folder import Archive, FsyncFailed, Published, TempNote, file_sha256
 from adbvoice.archive.metadata import AudioInfo, read_audio_info
-from adbvoice.backup.plan import Candidate, text_path
-from adbvoice.backup.report import Event, NewNote, RunReport
+from adbvoice.backup.plan import Candidate
+from adbvoice.backup.report import NewNote, RunReport
 from adbvoice.cancel import CancelToken
+from adbvoice.display import text_path
+from adbvoice.events import Event
 
 SEALERS = 8  # threads syncing a group's notes and folders at once (where each is fsynced)
 
@@ -166,7 +168,7 @@ class Publisher:
     def _start_sealing(self, group: list[Received], pool: ThreadPoolExecutor) -> Sealing:
         """Write the group's notes to their temp files one by one (files created in one
         folder by several threads at once only contend for its lock), then have them made
-        durable together (durability.py)."""
+        durable together (archive/durability.py)."""
         for item in group:
             item.temp.store(item.candidate.mtime)
         return list(zip(group, self._sealer.seal([item.temp for item in group], pool)))

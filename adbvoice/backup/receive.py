@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 
 from adbvoice.archive.folder import Archive, TempNote
 from adbvoice.archive.metadata import audio_info_of
-from adbvoice.backup.plan import Candidate, text_path
+from adbvoice.backup.plan import Candidate
 from adbvoice.backup.publish import Publisher, Received, Retry, discard
-from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
+from adbvoice.display import text_path
+from adbvoice.events import Event
 from adbvoice.phone.scripts import PhoneHashes
 from adbvoice.phone.sync import RemoteStat
 

@@ -1,24 +1,12 @@
-"""What a run tells the person (or cron) who started it: events while it runs, a RunReport
-at the end. Pure values; the CLI decides how to show them."""
+"""What a backup tells the person (or cron) who started it, once it ends: a RunReport.
+Pure values; the CLI decides how to show them (events.py carries what happens meanwhile)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
+from adbvoice.display import human_bytes, human_duration
 from adbvoice.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_WARNINGS
-
-EventKind = Literal["prompt", "connected", "planned", "bytes", "note", "warning", "info"]
-
-
-@dataclass(frozen=True)
-class Event:
-    """`prompt` must reach the user even in quiet mode; `bytes` feeds a progress bar."""
-
-    kind: EventKind
-    message: str = ""
-    files: int = 0
-    bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,22 +82,3 @@ class RunReport:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
-
-
-def human_bytes(size: int) -> str:
-    if size < 1000:
-        return f"{size} B"
-    value = size / 1000
-    for unit in ("KB", "MB"):
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

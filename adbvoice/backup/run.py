@@ -14,13 +14,16 @@ from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
 from adbvoice.archive.folder import Archive
 from adbvoice.backup.config import BackupConfig
-from adbvoice.backup.plan import Candidate, Plan, make_plan, text_path
+from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
 from adbvoice.backup.receive import STILL_CHANGING, Copier
-from adbvoice.backup.report import Event, PlannedCopy, RunReport
+from adbvoice.backup.report import PlannedCopy, RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.phone import device
+from adbvoice.display import text_path
+from adbvoice.events import Event
+from adbvoice.phone import connect
 from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.device import Phone, Survey
 from adbvoice.phone.sync import SyncError
 from adbvoice.whatsapp import Source, sources_for
 
@@ -44,13 +47,13 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
             catalog.close()
 
 
-def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> device.Phone:
-    return device.connect(config.connect, lambda text: on_event(Event("prompt", text)))
+def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:
+    return connect.connect(config.connect, lambda text: on_event(Event("prompt", text)))
 
 
 def _survey(
-    phone: device.Phone, config: BackupConfig, report: RunReport, catalog: Catalog | None
-) -> tuple[device.Survey, list[Source]]:
+    phone: Phone, config: BackupConfig, report: RunReport, catalog: Catalog | None
+) -> tuple[Survey, list[Source]]:
     """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
     candidates = sources_for(config.include_audio)
     known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
@@ -74,14 +77,14 @@ def _survey(
     return survey, present
 
 
-def _plan(survey: device.Survey, sources: Sequence[Source], catalog: Catalog | None, config: BackupConfig) -> Plan:
+def _plan(survey: Survey, sources: Sequence[Source], catalog: Catalog | None, config: BackupConfig) -> Plan:
     if survey.unchanged:  # the phone lists exactly what the last complete backup archived
         return Plan(already=catalog.listing_fingerprints()[survey.identity.serial][1])
     seen = catalog.known_sightings(survey.identity.serial) if catalog else {}
     return make_plan(survey.entries, sources, seen, config.layout, survey.identity.model)
 
 
-def _announce(plan: Plan, survey: device.Survey, report: RunReport, on_event: Callable[[Event], None]) -> None:
+def _announce(plan: Plan, survey: Survey, report: RunReport, on_event: Callable[[Event], None]) -> None:
     identity = survey.identity
     on_event(Event("connected", f"{identity.label} over {identity.transport}"))
     report.already = plan.already
@@ -146,11 +149,11 @@ def _backup_locked(
 
 
 def _copy(
-    phone: device.Phone,
+    phone: Phone,
     planned: list[Candidate],
     archive: Archive,
     catalog: Catalog,
-    survey: device.Survey,
+    survey: Survey,
     run_id: int,
     report: RunReport,
     on_event: Callable[[Event], None],
@@ -214,7 +217,7 @@ def _one_at_a_time(on_event: Callable[[Event], None]) -> Callable[[Event], None]
     return tell
 
 
-def _refresh(phone: device.Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:
+def _refresh(phone: Phone, pending: list[Candidate], report: RunReport) -> list[Candidate]:
     """Size and mtime as they are now, for another attempt; a vanished file is reported."""
     fresh = []
     for candidate, now in zip(pending, phone.stat_many([c.path for c in pending])):

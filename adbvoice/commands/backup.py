@@ -14,13 +14,12 @@ import typer
 
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
-from adbvoice.backup.config import backup_config
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, resolve
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
 
 app = typer.Typer()
 

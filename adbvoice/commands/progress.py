@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from adbvoice.backup.report import Event
+from adbvoice.events import Event
 
 if TYPE_CHECKING:
     from tqdm import tqdm

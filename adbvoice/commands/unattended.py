@@ -11,13 +11,12 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice import errors
-from adbvoice.backup.config import backup_config
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import SETTINGS, config_path, resolve
+from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
 
 app = typer.Typer()
 config_app = typer.Typer(help="The config file: where it is, and the settings every command resolves.")

@@ -2,7 +2,7 @@
 
 `backup --if-present` looks before touching the archive, and `watch` looks every few
 seconds, so the look must cost next to nothing: one TCP connect for Wi-Fi, one question
-to a running adb server, or one USB enumeration, the same order `device.connect` tries.
+to a running adb server, or one USB enumeration, the same order `connect.connect` tries.
 A look that finds nothing makes `backup_once` return before the archive is touched.
 """
 
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from adbvoice import errors
 from adbvoice.backup.config import BackupConfig
-from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.report import RunReport
 from adbvoice.backup.run import backup
 from adbvoice.cancel import CancelToken
-from adbvoice.phone import adbserver, device
+from adbvoice.events import Event
+from adbvoice.phone import adbserver, connect, usb
 from adbvoice.unattended.runlog import RunLog, logged, since
 
 # adb server states (adb's transport.cpp, connection_state_name) of a phone one can back up,
@@ -37,7 +38,7 @@ class Sighting:
         return self.state == READY
 
 
-def look(options: device.ConnectOptions) -> list[Sighting]:
+def look(options: connect.ConnectOptions) -> list[Sighting]:
     """The phones reachable now with these options (only --serial's, if given)."""
     if options.tcp:
         host, port = options.tcp
@@ -50,11 +51,11 @@ def look(options: device.ConnectOptions) -> list[Sighting]:
     if served:
         found = [Sighting(d.serial, d.state) for d in served if d.state == READY or d.state in WAITING]
     else:
-        found = [Sighting(serial, READY) for serial in device.usb_serials()]
+        found = [Sighting(serial, READY) for serial in usb.serials()]
     return [s for s in found if options.serial in (None, s.key)]
 
 
-def phone_present(options: device.ConnectOptions) -> bool:
+def phone_present(options: connect.ConnectOptions) -> bool:
     """Whether a backup now could find its phone; no USB support at all counts as none."""
     try:
         return bool(look(options))
@@ -62,7 +63,7 @@ def phone_present(options: device.ConnectOptions) -> bool:
         return False
 
 
-def target_of(options: device.ConnectOptions) -> str:
+def target_of(options: connect.ConnectOptions) -> str:
     """The phone as the options name it, for logs and messages before it says who it is."""
     if options.tcp:
         return "tcp {}:{}".format(*options.tcp)

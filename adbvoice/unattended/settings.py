@@ -21,7 +21,8 @@ import platformdirs
 
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
-from adbvoice.phone.device import parse_tcp_address
+from adbvoice.backup.config import BackupConfig
+from adbvoice.phone.connect import ConnectOptions, parse_tcp_address
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -193,3 +194,22 @@ def _syntax_error(path: Path, text: str, message: str) -> str:
     lines = text.splitlines()
     key = lines[line - 1].split("=", 1)[0].strip() if line <= len(lines) and "=" in lines[line - 1] else ""
     return f"{path}:{line}: {key + ': ' if key else ''}not valid TOML: {problem} (column {column})"
+
+
+def backup_config(
+    settings: Settings, *, dry_run: bool = False, auth_timeout_s: float = 60.0, io_timeout_s: float = 30.0
+) -> BackupConfig:
+    """The frozen config a backup runs with, from settings already checked by `resolve`."""
+    return BackupConfig(
+        archive=settings["archive"],
+        connect=ConnectOptions(
+            tcp=parse_tcp_address(settings["tcp"]) if settings["tcp"] else None,
+            serial=settings["serial"],
+            adb_key=settings["adb_key"],
+            auth_timeout_s=auth_timeout_s,
+            io_timeout_s=io_timeout_s,
+        ),
+        include_audio=settings["include_audio"],
+        layout=Layout.parse(settings["layout"]),
+        dry_run=dry_run,
+    )

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 
 from adbvoice import errors
 from adbvoice.backup.config import BackupConfig
-from adbvoice.backup.report import Event, RunReport
+from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
+from adbvoice.events import Event
 from adbvoice.unattended import presence
 from adbvoice.unattended.runlog import RunLog
 

@@ -15,7 +15,7 @@ from adbvoice.archive.catalog import NoteRow, SightingRow, reading
 from adbvoice.archive.folder import Archive
 from adbvoice.archive.layout import PRIVATE_DIR
 from adbvoice.archive.metadata import AudioInfo, read_audio_info, read_tags
-from adbvoice.backup.plan import text_path
+from adbvoice.display import text_path
 from adbvoice.views.listing import minutes_seconds, note_json
 from adbvoice.whatsapp import is_audio_name
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adbvoice.archive.catalog import NoteRow, reading
 from adbvoice.archive.folder import Archive
-from adbvoice.backup.report import human_bytes
+from adbvoice.display import human_bytes
 from adbvoice.errors import UsageError
 from adbvoice.whatsapp import AUDIO_SOURCES, SOURCE_FAMILIES, VOICE_SOURCES
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from adbvoice import __version__, errors
 from adbvoice.archive.catalog import NoteRow
 from adbvoice.archive.folder import FILE_MODE
-from adbvoice.backup.report import human_bytes, human_duration
+from adbvoice.display import human_bytes, human_duration
 from adbvoice.views.listing import catalog_notes, clock_time, source_family
 
 DEFAULT_PAGE = "voice-notes.html"

@@ -7,7 +7,7 @@ from math import ceil
 from pathlib import Path
 
 from adbvoice.archive.catalog import NoteRow, RunRow, reading
-from adbvoice.backup.report import human_bytes, human_duration
+from adbvoice.display import human_bytes, human_duration
 from adbvoice.views.listing import catalog_notes
 
 _BARS = "▁▂▃▄▅▆▇█"

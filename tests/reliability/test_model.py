@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from adbvoice.emulator import EmulatedPhone, Faults
-from adbvoice.phone import device
+from adbvoice.phone import keys
 from tests.conftest import run_cli
 from tests.reliability.conftest import archive_state
 
@@ -149,7 +149,7 @@ class PhoneAndArchive(RuleBasedStateMachine):
 
 def test_the_archive_always_equals_the_model(tmp_path, monkeypatch, figures):
     # Hundreds of backups in one process: read the adb key once (RSA key checks take ~40 ms).
-    monkeypatch.setattr(device, "load_signer", functools.cache(device.load_signer))
+    monkeypatch.setattr(keys, "load_signer", functools.cache(keys.load_signer))
     tally = Tally()
     machine = type("Machine", (PhoneAndArchive,), {"tally": tally, "workdir": tmp_path})
     run_state_machine_as_test(machine, settings=settings(
