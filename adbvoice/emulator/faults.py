@@ -21,6 +21,8 @@ FAIL_PATH = "fail_path"
 GROW = "grow"
 LIE_SIZE = "lie_size"
 CORRUPT = "corrupt"
+READ_ONLY = "read_only"
+DROP_PUSH = "drop_push"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class Faults:
     corrupt_paths: fnmatch pattern; RECV sends such a file with one byte of its first
         chunk flipped (bad memory or a bad cable: the file on the phone is intact, and the
         phone's own hash of it is right). Fires `corrupt_times` times per file.
+    read_only_paths: fnmatch pattern; a push (SEND) to such a path fails as on a read-only
+        filesystem ("couldn't create file: Read-only file system"). Fires every time.
+    drop_push_after_bytes: once this many SEND payload bytes were received (over the
+        phone's life), the TCP connection is closed mid-file. Fires once.
     """
 
     drop_after_bytes: int | None = None
@@ -54,9 +60,11 @@ class Faults:
     lie_size: int = 2**62
     corrupt_paths: str | None = None
     corrupt_times: int = 1
+    read_only_paths: str | None = None
+    drop_push_after_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("drop_after_bytes", "stall_after_bytes"):
+        for name in ("drop_after_bytes", "stall_after_bytes", "drop_push_after_bytes"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -74,6 +82,7 @@ class FaultState:
         self._lock = threading.Lock()
         self.fired: Counter[str] = Counter()
         self.file_bytes_sent = 0
+        self.file_bytes_received = 0
         self._grown: Counter[bytes] = Counter()
         self._corrupted: Counter[str] = Counter()
 
@@ -85,6 +94,25 @@ class FaultState:
         with self._lock:
             self.fired[FAIL_PATH] += 1
         return True
+
+    def read_only(self, phone_path: str) -> bool:
+        """Whether a push to this path must fail as on a read-only filesystem."""
+        pattern = self.faults.read_only_paths
+        if pattern is None or not fnmatch.fnmatchcase(phone_path, pattern):
+            return False
+        with self._lock:
+            self.fired[READ_ONLY] += 1
+        return True
+
+    def pushed(self, nbytes: int) -> str | None:
+        """Account for pushed bytes just received; "drop" when the connection must break."""
+        with self._lock:
+            self.file_bytes_received += nbytes
+            limit = self.faults.drop_push_after_bytes
+            if limit is not None and not self.fired[DROP_PUSH] and self.file_bytes_received >= limit:
+                self.fired[DROP_PUSH] += 1
+                return DROP
+            return None
 
     def claimed(self, phone_path: str, st: FileStat) -> FileStat:
         """The stat to answer with: `st`, or `st` with a lying size for a matching path."""

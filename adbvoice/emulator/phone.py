@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
+import tempfile
 import threading
+import weakref
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +60,7 @@ class EmulatedPhone:
         shell: bool | None = None,
         faults: Faults = Faults(),
         link: LinkProfile = LinkProfile(),
+        state_dir: Path | None = None,
     ) -> None:
         root = Path(root)
         if not root.exists():
@@ -82,7 +86,8 @@ class EmulatedPhone:
         self.shell_available = False
         self._faults = FaultState(faults)
         self._gatekeeper = Gatekeeper(auth)
-        self._storage = PhoneStorage(root)
+        self.state_dir = self._own_state_dir(state_dir)
+        self._storage = PhoneStorage(root, self.state_dir / "data")
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._all_connections: list[Connection] = []
@@ -126,7 +131,7 @@ class EmulatedPhone:
         if self._listener is not None:
             return self
         if self._want_shell is not False:
-            sandbox = Sandbox(self.root, self.properties, self.device)
+            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device)
             try:
                 sandbox.start()
                 self._sandbox = sandbox
@@ -211,8 +216,14 @@ class EmulatedPhone:
         return self._faults.file_bytes_sent
 
     @property
+    def file_bytes_received(self) -> int:
+        """SEND payload bytes received so far, over the phone's life."""
+        return self._faults.file_bytes_received
+
+    @property
     def faults_fired(self) -> Counter[str]:
-        """How often each fault fired: "drop", "stall", "fail_path", "grow", "corrupt", "lie_size"."""
+        """How often each fault fired: "drop", "stall", "fail_path", "grow", "corrupt",
+        "lie_size", "read_only", "drop_push"."""
         return Counter(self._faults.fired)
 
     @property
@@ -221,6 +232,18 @@ class EmulatedPhone:
         return self._gatekeeper.trusted_keys
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _own_state_dir(self, given: Path | None) -> Path:
+        """What the phone keeps besides /sdcard: /data/local/tmp (and, given a folder, what
+        must survive the emulator's restarts). Without one, a folder of its own, removed
+        with the object."""
+        if given is None:
+            given = Path(tempfile.mkdtemp(prefix="adbvoice-phone-state-"))
+            weakref.finalize(self, shutil.rmtree, given, True)
+        tmp = given / "data" / "local" / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o771)  # drwxrwx--x shell shell, as on a phone
+        return given
 
     def _close_sandbox(self) -> None:
         if self._sandbox is not None:

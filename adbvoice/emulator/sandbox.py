@@ -2,8 +2,9 @@
 
 The sandbox runs as uid 2000 ("shell") with no network, PHONE_DIR at
 /storage/emulated/0, /sdcard -> /storage/self/primary -> /storage/emulated/0 as on
-Android 10+, and a /system holding the applets, getprop and the account names that
-bionic knows by itself. Only /usr of the host is visible, read-only.
+Android 10+, the phone's own /data/local/tmp (shared with its sync service, so a pushed
+file is there for the shell), and a /system holding the applets, getprop and the account
+names that bionic knows by itself. Only /usr of the host is visible, read-only.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def _getprop_script(props: dict[str, str]) -> str:
 class Sandbox:
     """The phone's /system and the bwrap command line around each shell command."""
 
-    def __init__(self, root: Path, props: dict[str, str], device: str) -> None:
+    def __init__(self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str) -> None:
         self._root = os.path.realpath(root)
+        self._tmp = os.path.realpath(data_local_tmp)
         self._props = props
         self._device = device
         self._tools: dict[str, str] = {}
@@ -164,7 +166,7 @@ class Sandbox:
             "--bind", self._root, "/storage/emulated/0",
             "--symlink", "/storage/emulated/0", "/storage/self/primary",
             "--symlink", "/storage/self/primary", "/sdcard",
-            "--tmpfs", "/data/local/tmp",
+            "--bind", self._tmp, "/data/local/tmp",
             "--chdir", "/",
         ]
         if pty:

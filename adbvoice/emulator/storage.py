@@ -1,12 +1,16 @@
-"""The phone's shared storage as adbd's sync service sees it, backed by PHONE_DIR.
+"""The phone's storage as adbd's sync service sees it: PHONE_DIR as shared storage, and a
+folder of the emulated phone's own as `/data/local/tmp`.
 
 On Android 10+ `/sdcard` is a symlink to `/storage/self/primary`, itself a symlink to
 `/storage/emulated/0`, the real directory. We serve PHONE_DIR as that directory and
-model the two links, so `lstat("/sdcard")` says "link" as on a phone. Every other path
-does not exist. Nothing outside PHONE_DIR is ever read: each path is resolved with the
-host's realpath and refused (ENOENT, as for a target the phone's sandbox lacks) when it
-leaves PHONE_DIR, so a symlink inside PHONE_DIR that points out is listed as a link but
-cannot be followed.
+model the two links, so `lstat("/sdcard")` says "link" as on a phone. `/data/local/tmp`,
+the one place of /data the shell user may write, is DATA_DIR's `local/tmp`; the sandbox
+binds the same folder, so what a push leaves there a shell command finds. Every other
+path does not exist (and cannot be created: EACCES, as for the shell user). Nothing
+outside these folders is ever read or written: each path is resolved with the host's
+realpath and refused (ENOENT, as for a target the phone's sandbox lacks) when it leaves
+them, so a symlink inside PHONE_DIR that points out is listed as a link but cannot be
+followed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ _LINKS = (
     ((b"storage", b"self", b"primary"), b"/storage/emulated/0", stat.S_IFLNK | 0o777),
 )
 _ROOT = (b"storage", b"emulated", b"0")
+_DATA = (b"data",)
 # Files in Android's root image carry the build epoch, 2009-01-01 00:00:00 UTC.
 _ANDROID_EPOCH = 1230768000
 
@@ -56,13 +61,16 @@ def _link_stat(target: bytes, mode: int, ino: int) -> FileStat:
 
 
 class PhoneStorage:
-    """Maps phone paths (raw bytes, as they come off the wire) to files in PHONE_DIR."""
+    """Maps phone paths (raw bytes, as they come off the wire) to files in PHONE_DIR and
+    DATA_DIR (which holds `local/tmp`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, data: Path) -> None:
         self._root = os.fsencode(os.path.realpath(root))
+        self._data = os.fsencode(os.path.realpath(data))
 
-    def _inside(self, real: bytes) -> bool:
-        return real == self._root or real.startswith(self._root + b"/")
+    def _inside(self, real: bytes, base: bytes | None = None) -> bool:
+        bases = (base,) if base else (self._root, self._data)
+        return any(real == b or real.startswith(b + b"/") for b in bases)
 
     def _components(self, path: bytes) -> tuple[list[bytes], bool]:
         """adbd's cwd is "/", so relative paths count from the root; like the kernel,
@@ -80,15 +88,18 @@ class PhoneStorage:
                     return None, _link_stat(target, mode, ino)
                 parts = list(_ROOT) + parts[len(link):]
                 break
-        if tuple(parts[:3]) != _ROOT:
+        if tuple(parts[:3]) == _ROOT:
+            base, rest = self._root, parts[3:]
+        elif tuple(parts[:1]) == _DATA:
+            base, rest = self._data, parts[1:]
+        else:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-        rest = parts[3:]
         if follow or not rest or rest[-1] == b"..":
-            real = checked = os.path.realpath(os.path.join(self._root, *rest))
+            real = checked = os.path.realpath(os.path.join(base, *rest))
         else:  # lstat: resolve the folders, never the last name
-            checked = os.path.realpath(os.path.join(self._root, *rest[:-1]))
+            checked = os.path.realpath(os.path.join(base, *rest[:-1]))
             real = os.path.join(checked, rest[-1])
-        if not self._inside(checked):
+        if not self._inside(checked, base):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
         return real + (b"/" if trailing and rest else b""), None
 
@@ -126,6 +137,77 @@ class PhoneStorage:
         real, _ = self._map(path, follow=True)
         assert real is not None
         return os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+
+    # -- writing, as adbd's SEND does (daemon/file_sync_service.cpp) ----------------------
+
+    def _writable(self, path: bytes) -> bytes:
+        """The host path a push to `path` writes (its last name not followed); EACCES
+        where the shell user could not create anything."""
+        try:
+            real, link = self._map(path, follow=False)
+        except FileNotFoundError:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES)) from None
+        real = (real or b"").rstrip(b"/")
+        folder = os.path.realpath(os.path.dirname(real))
+        writable = (self._root, os.path.join(self._data, b"local", b"tmp"))
+        if link is not None or not any(folder == w or folder.startswith(w + b"/") for w in writable):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real
+
+    def lstat_for_write(self, path: bytes) -> os.stat_result | None:
+        """lstat of a push's target; None when nothing is there."""
+        try:
+            return os.lstat(self._writable(path))
+        except (FileNotFoundError, PermissionError):
+            return None
+
+    def unlink(self, path: bytes) -> None:
+        try:
+            os.unlink(self._writable(path))
+        except OSError:
+            pass  # adb_unlink's result is never looked at
+
+    def create(self, path: bytes, mode: int) -> int:
+        """open(path, O_WRONLY | O_CREAT | O_EXCL, mode) as handle_send_file does: an
+        existing file is opened for writing instead; an fd, or OSError."""
+        real = self._writable(path)
+        try:
+            fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except FileExistsError:
+            fd = os.open(real, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        os.fchmod(fd, mode)  # the umask does not apply to adbd's pushes
+        return fd
+
+    def make_parents(self, path: bytes) -> None:
+        """secure_mkdirs(dirname(path)): every missing folder, 0775; OSError on failure."""
+        parent = path.rstrip(b"/").rsplit(b"/", 1)[0] or b"/"
+        parts = [p for p in parent.split(b"/") if p]
+        for count in range(1, len(parts) + 1):
+            partial = b"/" + b"/".join(parts[:count])
+            try:
+                real = self._writable(partial)
+            except PermissionError:
+                continue  # a folder above the writable roots: it exists on every phone
+            try:
+                os.mkdir(real, 0o775)
+            except FileExistsError:
+                continue
+
+    def symlink(self, target: bytes, path: bytes) -> None:
+        os.symlink(target, self._writable(path))
+
+    def readlink(self, path: bytes) -> bytes | None:
+        try:
+            return os.readlink(self._writable(path))
+        except OSError:
+            return None
+
+    def set_mtime(self, path: bytes, mtime: int) -> None:
+        """lutimes(path, {mtime, mtime}): a link's own time, never its target's."""
+        try:
+            os.utime(self._writable(path), (mtime, mtime), follow_symlinks=False)
+        except OSError:
+            pass  # adbd ignores lutimes' result
 
     def host_path(self, path: bytes) -> bytes | None:
         """The host file a phone path names after following links, if it is inside."""

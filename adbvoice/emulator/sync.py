@@ -1,4 +1,4 @@
-"""The `sync:` service: adbd's daemon/file_sync_service.cpp, reading PHONE_DIR.
+"""The `sync:` service: adbd's daemon/file_sync_service.cpp, over the phone's storage.
 
 Requests are parsed in order from a byte buffer, as adbd reads them from its socket, so
 a host may pipeline any number of them in one WRTE or across WRTEs. Answers are
@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -21,9 +22,11 @@ from adbvoice.emulator.storage import FileStat, PhoneStorage
 from adbvoice.emulator.stream import Stream, StreamClosed
 from adbvoice.phone import wire
 
-# RCV2 flags we can honour: none. Compression is not offered in our banner; a request
-# for it gets adbd's answer to flags it does not know.
+# RCV2 flags we can honour: none; SND2: only a dry run. Compression is not offered in our
+# banner; a request for it gets adbd's answer to flags it does not know.
 _SUPPORTED_RECV_FLAGS = 0
+_SUPPORTED_SEND_FLAGS = wire.SYNC_FLAG_DRY_RUN
+_DATA_READ = 256 * 1024  # a DATA payload is written on as it arrives, this much at a time
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +120,13 @@ class SyncService:
             self._recv(path)
         elif ident == wire.ID_RECV_V2:
             self._recv_v2(path)
+        elif ident == wire.ID_SEND_V1:
+            self._send_v1(path)
+        elif ident == wire.ID_SEND_V2:
+            self._send_v2(path)
         elif ident == wire.ID_QUIT:
             raise _End()
         else:
-            # SEND/SND2 included: this phone's storage is not written through sync.
             self._fail(f"unknown command {int.from_bytes(ident, 'little'):08x}")
 
     def _lstat_v1(self, path: bytes) -> None:
@@ -228,6 +234,156 @@ class SyncService:
         self._stream.drain()
         self._break_link(action)
         raise _LinkBroken(action)
+
+
+    # -- SEND (do_send_v1, do_send_v2, send_impl) ------------------------------------------
+
+    def _send_v1(self, spec: bytes) -> None:
+        """`PATH,MODE`, MODE as strtoul(…, 0) reads it (adb sends it in decimal)."""
+        path, comma, mode_text = spec.rpartition(b",")
+        if not comma:
+            self._fail("missing , in ID_SEND_V1")
+        self._send_file_or_link(path, _strtoul(mode_text), dry_run=False)
+
+    def _send_v2(self, path: bytes) -> None:
+        _, mode, flags = wire.SYNC_SEND_V2.unpack(self._read_exact(wire.SYNC_SEND_V2.size))
+        unknown = flags & ~_SUPPORTED_SEND_FLAGS
+        if unknown:
+            self._fail(f"unknown flags: {unknown}")
+        self._send_file_or_link(path, mode, dry_run=bool(flags & wire.SYNC_FLAG_DRY_RUN))
+
+    def _send_file_or_link(self, path: bytes, mode: int, dry_run: bool) -> None:
+        """send_impl: a regular file (or a link that a file replaces) is removed first, so
+        a push replaces what was there; the file gets the DONE's mtime."""
+        do_unlink = False
+        if not dry_run:
+            st = self._storage.lstat_for_write(path)
+            do_unlink = st is None or stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and not stat.S_ISLNK(mode))
+        if do_unlink:
+            self._storage.unlink(path)
+        if stat.S_ISLNK(mode):
+            mtime = self._receive_link(path, dry_run)
+        else:
+            mode &= 0o777
+            mode |= (mode >> 3) & 0o070  # the user's bits for group and others too
+            mode |= (mode >> 3) & 0o007
+            mtime = self._receive_file(path, mode, dry_run, do_unlink)
+        if not dry_run:
+            self._storage.set_mtime(path, mtime)
+
+    def _receive_file(self, path: bytes, mode: int, dry_run: bool, do_unlink: bool) -> int:
+        """handle_send_file: create (making the missing folders), write the DATA as it
+        comes, OKAY at DONE. On failure FAIL, then the rest of the file's DATA is read and
+        dropped (old hosts write on without reading) and the half file removed."""
+        fd = -1
+        try:
+            if not dry_run:
+                fd = self._create(path, mode)
+            mtime = self._receive_data(fd)
+        except _End:
+            self._drain_data()
+            if do_unlink:
+                self._storage.unlink(path)
+            raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        self._send(wire.SYNC_REQUEST.pack(wire.ID_OKAY, 0))
+        return mtime
+
+    def _create(self, path: bytes, mode: int) -> int:
+        if self._faults.read_only(path.decode("utf-8", "surrogateescape")):
+            self._fail_errno("couldn't create file", OSError(errno.EROFS, os.strerror(errno.EROFS)))
+        try:
+            return self._storage.create(path, mode)
+        except FileNotFoundError:
+            try:
+                self._storage.make_parents(path)
+            except OSError as e:
+                self._fail_errno("secure_mkdirs() failed", e)
+        except OSError as e:
+            self._fail_errno("couldn't create file", e)
+        try:
+            return self._storage.create(path, mode)
+        except OSError as e:
+            self._fail_errno("couldn't create file", e)
+
+    def _receive_data(self, fd: int) -> int:
+        """DATA chunks into `fd` (-1: a dry run) until DONE; its mtime."""
+        while True:
+            ident, size = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
+            if ident == wire.ID_DONE:
+                return size
+            if ident != wire.ID_DATA:
+                self._fail("invalid data message")
+            while size:
+                piece = self._read_exact(min(size, _DATA_READ))
+                size -= len(piece)
+                action = self._faults.pushed(len(piece))
+                if action is not None:
+                    self._break_link(action)
+                    raise _LinkBroken(action)
+                if fd >= 0:
+                    try:
+                        _write_all(fd, piece)
+                    except OSError as e:
+                        self._fail_errno("write failed", e)
+
+    def _drain_data(self) -> None:
+        while True:
+            ident, size = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
+            if ident != wire.ID_DATA or size > wire.SYNC_DATA_MAX:
+                return
+            self._read_exact(size)
+
+    def _receive_link(self, path: bytes, dry_run: bool) -> int:
+        """handle_send_link: one DATA holding the target (NUL-terminated), then DONE."""
+        ident, size = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
+        if ident != wire.ID_DATA:
+            self._fail("invalid data message: expected ID_DATA")
+        if size > wire.SYNC_DATA_MAX:
+            self._fail("oversize data message")
+        target = self._read_exact(size).split(b"\0", 1)[0]
+        if not dry_run and self._storage.readlink(path) != target:
+            self._storage.unlink(path)
+            try:
+                try:
+                    self._storage.symlink(target, path)
+                except FileNotFoundError:
+                    try:
+                        self._storage.make_parents(path)
+                    except OSError as e:
+                        self._fail_errno("secure_mkdirs failed", e)
+                    self._storage.symlink(target, path)
+            except OSError as e:
+                self._fail_errno("symlink failed", e)
+        ident, size = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
+        if ident != wire.ID_DONE:
+            self._fail("invalid data message: expected ID_DONE")
+        self._send(wire.SYNC_REQUEST.pack(wire.ID_OKAY, 0))
+        return size
+
+
+def _strtoul(text: bytes) -> int:
+    """C's strtoul(text, NULL, 0): 0x… hex, 0… octal, else decimal, up to the first
+    character that is not a digit of that base (so "garbage" is 0, as for adbd)."""
+    text = text.strip()
+    base, digits = 10, text
+    if text[:2].lower() == b"0x":
+        base, digits = 16, text[2:]
+    elif text[:1] == b"0":
+        base = 8
+    valid = b"0123456789abcdef"[:base]
+    end = 0
+    while end < len(digits) and digits[end : end + 1].lower() in [bytes([c]) for c in valid]:
+        end += 1
+    return int(digits[:end], base) if end else 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _v2_fields(st: FileStat) -> tuple[int, ...]:

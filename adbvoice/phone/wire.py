@@ -124,6 +124,8 @@ SYNC_DENT_V1 = struct.Struct("<4sIIII")  # id, mode, size, mtime, namelen
 # as STAT_V2, then namelen
 SYNC_DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
 SYNC_RECV_V2 = struct.Struct("<4sI")  # id, flags
+SYNC_SEND_V2 = struct.Struct("<4sII")  # id, mode, flags
+SYNC_FLAG_DRY_RUN = 0x80000000  # SND2: check the path, write nothing
 
 # --- shell protocol v2 --------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Fixtures for the emulated phone's own tests: real TCP, Google's adb from Debian, real
-bwrap/mksh/toybox. A missing tool fails the test (CI installs them), it never skips."""
+"""Fixtures for the emulated phone's own tests: real TCP, Google's adb (Debian's 29 and
+platform-tools 36), real bwrap/mksh/toybox. A missing tool fails the test (CI installs
+them), it never skips."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.phone import wire
-from tests.emulator.helpers import FIVE_MB, Adb, RawHost, RawHostFactory, require_tools
+from tests.emulator.helpers import FIVE_MB, GOOGLE_ADBS, Adb, RawHost, RawHostFactory, require_tools
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,10 +20,11 @@ def _tools_present() -> None:
     require_tools()
 
 
-@pytest.fixture(scope="session")
-def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adb]:
-    """One isolated adb server for the session, killed at the end."""
-    server = Adb(tmp_path_factory.mktemp("adb-home"))
+@pytest.fixture(scope="session", params=list(GOOGLE_ADBS))
+def adb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adb]:
+    """One isolated adb server per Google adb (29 and 36) for the session, killed at the end:
+    each test that takes it runs with both."""
+    server = Adb(tmp_path_factory.mktemp(f"{request.param}-home"), request.param)
     started = server.run("start-server")
     assert started.returncode == 0, started
     yield server

@@ -1,5 +1,6 @@
-"""What the emulated phone's tests share: Google's adb with a private server, a minimal
-raw ADB host for what adb and adb-shell never do, and sync/shell byte parsers."""
+"""What the emulated phone's tests share: Google's adb (Debian's 29 and platform-tools 36)
+with a private server, a minimal raw ADB host for what adb and adb-shell never do, and
+sync/shell byte parsers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,13 +21,20 @@ from adbvoice.phone import wire
 
 TOOLS = ("adb", "bwrap", "mksh", "toybox")
 FIVE_MB = 5 * 1000 * 1000
+# Google's adb as users have it: Debian's 29.0.6, and today's platform-tools 36.0.0, which
+# .ci/install-adb36 puts beside this interpreter (a test tool, never a dependency).
+GOOGLE_ADBS = {
+    "adb29": "adb",
+    "adb36": os.environ.get("ADBVOICE_TEST_ADB36") or str(Path(sys.executable).with_name("adb36")),
+}
 
 
 def require_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run .ci/install-tools", pytrace=False)
-
+    if not os.access(GOOGLE_ADBS["adb36"], os.X_OK):
+        pytest.fail(f"missing Google's adb 36 at {GOOGLE_ADBS['adb36']}: run .ci/install-adb36", pytrace=False)
 
 
 def free_port() -> int:
@@ -37,7 +46,9 @@ def free_port() -> int:
 class Adb:
     """Google's adb with its own server (own port, own HOME and so its own key)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, version: str = "adb29") -> None:
+        self.version = version
+        self.binary = GOOGLE_ADBS[version]
         self.home = home
         self.env = {
             **os.environ,
@@ -50,7 +61,7 @@ class Adb:
 
     def run(self, *args: str, timeout: float = 60, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            ["adb", *args], env=self.env, input=stdin, capture_output=True, timeout=timeout,
+            [self.binary, *args], env=self.env, input=stdin, capture_output=True, timeout=timeout,
             check=False, stdin=None if stdin is not None else subprocess.DEVNULL,
         )
 

@@ -1,12 +1,15 @@
-"""Google's adb (Debian's, 29.0.6) treats the emulated phone as a phone: it connects,
-lists it, runs shell commands with exit codes, and pulls files byte for byte."""
+"""Google's adb (Debian's 29.0.6 and platform-tools 36.0.0) treats the emulated phone as a
+phone: it connects, lists it, runs shell commands with exit codes, pulls and pushes files
+byte for byte."""
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
+import os
 from pathlib import Path
 
-from adbvoice.emulator import EmulatedPhone
+from adbvoice.emulator import EmulatedPhone, Faults
 from tests.emulator.helpers import FIVE_MB, Adb, tree
 
 NOTES = "/sdcard/Android/media/com.whatsapp/WhatsApp/Media/WhatsApp Voice Notes/202418"
@@ -18,9 +21,10 @@ def test_adb_connect_lists_the_phone_with_its_identity(adb: Adb, phone: Emulated
     line = next(line for line in listing.splitlines() if line.startswith(phone.address))
     assert line.split()[1] == "device"
     assert "product:panther" in line and "model:Pixel_7" in line and "device:panther" in line
-    # adb shows the features both sides know; this adb (29) predates sendrecv_v2.
+    # adb shows the features both sides know; adb 29 predates sendrecv_v2.
     features = adb.run("-s", phone.address, "features").stdout.decode().split()
-    assert set(features) == {"shell_v2", "stat_v2", "ls_v2"}
+    both_know = {"shell_v2", "stat_v2", "ls_v2"} | ({"sendrecv_v2"} if adb.version == "adb36" else set())
+    assert set(features) == both_know
     adb.disconnect(phone)
 
 
@@ -111,3 +115,61 @@ def test_adb_reconnects_by_itself_to_a_phone_that_left_and_came_back(adb: Adb, p
     assert adb.run("-s", phone.address, "shell", "echo back").stdout == b"back\n"
     assert phone.protocol_violations == []
     adb.disconnect(phone)
+
+
+def test_adb_push_of_files_and_a_folder_lands_byte_identical_with_its_time(
+    adb: Adb, phone: EmulatedPhone, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    (local / "tree" / "deeper").mkdir(parents=True)
+    (local / "memo.m4a").write_bytes(os.urandom(300_000))
+    (local / "tree" / "deeper" / "PTT-20240601-WA0009.opus").write_bytes(b"OggS" + os.urandom(5000))
+    os.utime(local / "memo.m4a", (1_600_000_000, 1_600_000_000))
+    os.chmod(local / "memo.m4a", 0o640)
+    adb.connect(phone)
+    s = ("-s", phone.address)
+    pushed = adb.run(*s, "push", str(local / "memo.m4a"), "/data/local/tmp/")
+    assert pushed.returncode == 0, pushed
+    # A folder pushed to a folder that does not exist yet becomes it; the phone makes
+    # every missing folder on the way.
+    tree_push = adb.run(*s, "push", str(local / "tree"), "/sdcard/Music/new/")
+    assert tree_push.returncode == 0, tree_push
+    on_phone = phone.root / "Music/new/deeper/PTT-20240601-WA0009.opus"
+    assert on_phone.read_bytes() == (local / "tree/deeper/PTT-20240601-WA0009.opus").read_bytes()
+    # /data/local/tmp is the shell's too: the phone's own tools see what was pushed.
+    seen = adb.run(*s, "shell", "sha256sum /data/local/tmp/memo.m4a; stat -c '%Y %a' /data/local/tmp/memo.m4a")
+    digest, when = seen.stdout.decode().splitlines()
+    assert digest.split()[0] == hashlib.sha256((local / "memo.m4a").read_bytes()).hexdigest()
+    assert when == "1600000000 666"  # its time; its user's bits given to group and others (send_impl)
+    adb.disconnect(phone)
+
+
+def test_adb_push_replaces_a_file_and_fails_where_the_phone_cannot_write(
+    adb: Adb, phone_dir: Path, tmp_path: Path, small_disk: Path
+) -> None:
+    memo = tmp_path / "memo.opus"
+    memo.write_bytes(os.urandom(2000))
+    full = small_disk / "sdcard"
+    full.mkdir()
+    with EmulatedPhone(phone_dir, faults=Faults(read_only_paths="/sdcard/Alarms/*")) as phone, \
+            EmulatedPhone(full) as tiny:
+        adb.connect(phone)
+        s = ("-s", phone.address)
+        (phone_dir / "Download" / "memo.opus").write_bytes(b"an older file")
+        assert adb.run(*s, "push", str(memo), "/sdcard/Download/memo.opus").returncode == 0
+        assert (phone_dir / "Download" / "memo.opus").read_bytes() == memo.read_bytes()
+        refused = adb.run(*s, "push", str(memo), "/system/memo.opus")
+        assert refused.returncode == 1
+        assert b"remote couldn't create file: Permission denied" in refused.stdout + refused.stderr
+        read_only = adb.run(*s, "push", str(memo), "/sdcard/Alarms/memo.opus")
+        assert b"remote couldn't create file: Read-only file system" in read_only.stdout + read_only.stderr
+        assert phone.faults_fired["read_only"] == 1
+        adb.disconnect(phone)
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(600_000))  # more than the 400 KB disk holds
+        adb.connect(tiny)
+        no_room = adb.run("-s", tiny.address, "push", str(big), "/sdcard/big.bin")
+        assert no_room.returncode == 1
+        assert b"write failed: No space left on device" in no_room.stdout + no_room.stderr
+        assert not (full / "big.bin").exists()  # adbd removes the half file
+        adb.disconnect(tiny)

@@ -3,6 +3,7 @@ on the same port, leaving no thread or process behind, and its command line."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import subprocess
@@ -59,7 +60,8 @@ def test_stop_leaves_no_thread_process_or_temp_dir_behind(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the phone builds /system
     baseline = threading.active_count()
     phone = EmulatedPhone(phone_dir).start()
-    assert [p.name[:15] for p in temp.iterdir()] == ["adbvoice-phone-"]
+    kinds = sorted("state" if p.name.startswith("adbvoice-phone-state-") else "system" for p in temp.iterdir())
+    assert kinds == ["state", "system"]  # its /data/local/tmp, and its /system
     d = device(phone.port)
     d.shell("echo warm")
     # A command that would run for a minute, on a stream the host never closes.
@@ -79,6 +81,10 @@ def test_stop_leaves_no_thread_process_or_temp_dir_behind(
         time.sleep(0.05)
     assert bwrap_children() == []
     assert threading.active_count() <= baseline
+    # What a phone keeps across a restart (its /data/local/tmp) stays until the phone is gone.
+    assert [p.name[:21] for p in temp.iterdir()] == ["adbvoice-phone-state-"]
+    del phone
+    gc.collect()
     assert list(temp.iterdir()) == []
 
 
