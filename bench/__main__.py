@@ -1,4 +1,5 @@
-"""`python -m bench`: adbvoice against `adb pull` on the emulated phone; prints the table and
+"""`python -m bench`: adbvoice against Google's `adb pull` (adb 29 and adb 36) on the emulated
+phone, with each adb's `adb push` of the same notes measured beside; prints the table and
 writes it, with the machine and the verdict on each target, to bench/results.md.
 
 `--quick` is a shorter run (50 and 2,000 notes, one repetition, a 20 MB big file) that
@@ -82,7 +83,7 @@ def results_markdown(run: Run) -> str:
     largest = max((c.tree.notes for c in cells), default=0)
     noop = next((c for c in reversed(cells) if c.noop_turns and c.tree.notes == largest), None)
     parts = [
-        "# adbvoice against `adb pull`: benchmark results",
+        "# adbvoice against Google's `adb pull`: benchmark results",
         "",
         f"Written by `python -m bench {' '.join(run.argv)}`".rstrip() + f" on {run.date} at commit "
         f"{run.commit}; the raw samples are in the .json file beside this one. Run it again rather "
@@ -101,16 +102,20 @@ def results_markdown(run: Run) -> str:
         "The emulated phone (`adbvoice.emulator`, in the bench's process, auth mode `any`) applies "
         "each link profile to every client alike: loopback (no shaping), usb2 (35 MB/s, 0.3 ms round "
         "trip), wifi (6 MB/s, 8 ms round trip). Per repetition: `adb pull` of the voice-note folders "
-        "through Debian's adb (own server, connected beforehand) and `python -m adbvoice backup ARCHIVE "
-        "--tcp ... --quiet` three times — into an empty archive, again with nothing new, and after 10 "
-        "new notes — then once more into an empty archive through the adb server (`--serial`, the "
-        "fallback when a server holds a USB phone), with the pull alternately before and after. "
-        f"Times are medians over {run.reps} repetition(s); \"÷ adb pull\" is the median of the "
-        "per-repetition ratios. Round trips, messages and wire bytes come from the emulator's packet "
+        "through each Google adb — Debian's 29.0.6 and platform-tools 36.0.0, what users install today — "
+        "(each with its own server, connected beforehand), then `adb push` of the same folders back to "
+        "the phone's /data/local/tmp (the baseline for putting notes back), and `python -m adbvoice "
+        "backup ARCHIVE --tcp ... --quiet` three times — into an empty archive, again with nothing new, "
+        "and after 10 new notes — then once more into an empty archive through adb 36's server "
+        "(`--serial`, the fallback when a server holds a USB phone), with adb's runs alternately "
+        f"before and after. Times are medians over {run.reps} repetition(s); \"÷ faster adb pull\" is "
+        "the median of the per-repetition ratios to the faster of the two pulls in that repetition "
+        "(the headline, and what the targets are held to), \"÷ adb 29 pull\" and \"÷ adb 36 pull\" "
+        "the same against each. Round trips, messages and wire bytes come from the emulator's packet "
         "log (round trips as `PacketLog.round_trips`, after the connection's handshake; adb's "
         "connection is made before the pull). Bulk throughput is over the middle 80 % of the bytes "
-        "the phone sent. Peak RSS: adbvoice's from wait4(2); adb's is its server's VmHWM (reset "
-        "before each pull) plus the client's; CPU s (user + system) likewise counts adb's server. "
+        "that went the busier way (the phone's, or the host's for a push). Peak RSS: adbvoice's from "
+        "wait4(2); adb's is its server's VmHWM (reset before each pull or push) plus the client's; CPU s (user + system) likewise counts adb's server. "
         "Every run starts after `sync`, so none pays for what the one before left to write back, "
         "and what runs wrote is deleted only when the whole benchmark ends (on a journal-less ext4 such "
         "as this machine's, new files skip the inodes freed in the last minute one by one: deleting "

@@ -1,10 +1,12 @@
-"""The two clients under test, each run as a child process and timed with its peak memory.
+"""The clients under test, each run as a child process and timed with its peak memory.
 
 adbvoice runs as a user runs it (`python -m adbvoice backup ARCHIVE --tcp ... --quiet`).
-Google's adb gets a server of its own (its own port and HOME, started in the foreground
-so we know its pid), connected before any timing starts, as a user's would be; since the
-server does the copying, its peak RSS (VmHWM, reset before each pull through
-/proc/PID/clear_refs) and CPU time are counted with the client's.
+Google's adb, as users have it (Debian's 29.0.6 and platform-tools 36.0.0, which
+.ci/install-adb36 puts beside the interpreter), gets a server of its own for each version
+(its own port and HOME, started in the foreground so we know its pid), connected before
+any timing starts, as a user's would be; since the server does the copying, its peak RSS
+(VmHWM, reset before each pull or push through /proc/PID/clear_refs) and CPU time are
+counted with the client's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from pathlib import Path
 
 LAUNCHER = Path(__file__).with_name("launch.py")
 ADBVOICE_OK = (0, 3)  # 3: completed with warnings (the tree holds broken notes on purpose)
+GOOGLE_ADBS = {
+    "adb 29": "adb",
+    "adb 36": os.environ.get("ADBVOICE_TEST_ADB36") or str(Path(sys.executable).with_name("adb36")),
+}
 
 
 class BenchError(Exception):
@@ -90,17 +96,20 @@ class Adbvoice:
 
 
 class AdbServer:
-    """Google's adb with an isolated server, killed by close()."""
+    """One version of Google's adb with an isolated server, killed by close()."""
 
-    def __init__(self, home: Path) -> None:
-        if shutil.which("adb") is None:
-            raise BenchError("Google's adb is not installed (Debian package adb; run .ci/install-tools)")
+    def __init__(self, home: Path, version: str) -> None:
+        self.version = version
+        self.binary = GOOGLE_ADBS[version]
+        if shutil.which(self.binary) is None:
+            raise BenchError(f"{version} is not installed at {self.binary} (run .ci/install-tools and .ci/install-adb36)")
+        home.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_VENDOR_KEYS": ""}
         self.env.pop("ANDROID_SDK_HOME", None)
         self._log = open(home / "adb-server.log", "wb")  # noqa: SIM115 - lives as long as the server
         self._server = subprocess.Popen(
-            ["adb", "-P", str(self.port), "nodaemon", "server"], env=self.env,
+            [self.binary, "-P", str(self.port), "nodaemon", "server"], env=self.env,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
@@ -111,7 +120,12 @@ class AdbServer:
             time.sleep(0.1)
 
     def _adb(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["adb", *args], env=self.env, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    def describe(self) -> str:
+        """`adb version`'s first two lines, as one."""
+        return ", ".join(self._adb("version").stdout.splitlines()[:2])
 
     def connect(self, address: str) -> None:
         """`adb connect`, then wait until the server calls the phone a "device"."""
@@ -129,13 +143,20 @@ class AdbServer:
 
     def pull(self, address: str, remote: Sequence[str], into: Path) -> ChildRun:
         """`adb pull REMOTE... INTO`; peak RSS is the server's plus the client's."""
+        into.mkdir(parents=True)
+        return self._timed("pull", [*remote, str(into)], address)
+
+    def push(self, address: str, local: Sequence[Path], remote: str) -> ChildRun:
+        """`adb push LOCAL... REMOTE` (REMOTE a folder that exists); counted as pull is."""
+        return self._timed("push", [*map(str, local), remote], address)
+
+    def _timed(self, verb: str, args: list[str], address: str) -> ChildRun:
         clear_refs = Path(f"/proc/{self._server.pid}/clear_refs")
         clear_refs.write_text("5")  # resets VmHWM (proc(5))
-        into.mkdir(parents=True)
         cpu_before = self._server_cpu()
-        run = run_child(["adb", "-s", address, "pull", *remote, str(into)], self.env)
+        run = run_child([self.binary, "-s", address, verb, *args], self.env)
         if run.exit_code != 0:
-            raise BenchError(f"adb pull exited {run.exit_code}: {run.output.strip()[-2000:]}")
+            raise BenchError(f"{self.version} {verb} exited {run.exit_code}: {run.output.strip()[-2000:]}")
         return ChildRun(run.seconds, run.peak_rss_kb + self._server_peak_kb(), run.exit_code, run.output,
                         run.cpu_seconds + self._server_cpu() - cpu_before)
 

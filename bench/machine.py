@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from adbvoice.archive.durability import FileByFile, filesystem_type, sealer_for
+from bench.clients import GOOGLE_ADBS
 
 
 def _first(path: str, key: str) -> str | None:
@@ -30,15 +31,18 @@ def _archive_disk(folder: Path) -> str:
     return f"{filesystem_type(folder) or '?'}; adbvoice syncs with {syncs}"
 
 
-def adb_version() -> str:
-    out = subprocess.run(["adb", "version"], capture_output=True, text=True, check=False).stdout
+def adb_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "not installed"
     lines = [line.strip() for line in out.splitlines()[:2]]
     return ", ".join(lines) or "?"
 
 
 def describe(workdir: Path) -> list[tuple[str, str]]:
-    """(label, value) rows: CPU, cores, RAM, kernel, Python, adb, the work folder's filesystem
-    and the way adbvoice syncs there."""
+    """(label, value) rows: CPU, cores, RAM, kernel, Python, each Google adb, the work
+    folder's filesystem and the way adbvoice syncs there."""
     mem_kb = _first("/proc/meminfo", "MemTotal")
     ram = f"{int(mem_kb.split()[0]) / 1024 / 1024:.1f} GiB" if mem_kb else "?"
     cores = f"{os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable by this process"
@@ -48,6 +52,6 @@ def describe(workdir: Path) -> list[tuple[str, str]]:
         ("RAM", ram),
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("Python", sys.version.split()[0]),
-        ("adb", adb_version()),
+        *((version, adb_version(binary)) for version, binary in GOOGLE_ADBS.items()),
         ("work folder", f"{workdir} ({_archive_disk(workdir)})"),
     ]

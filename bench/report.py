@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.runner import CASES, FIRST, NOOP, PROFILES, PULL, VIA_SERVER, Cell, Sample, TreeSpec
+from bench.runner import CASES, FIRST, GOOGLE_CASES, NOOP, PROFILES, PULLS, VIA_SERVER, Cell, Sample, TreeSpec
 
 MB = 1e6
 BULK_MIN_BYTES = 10 * MB  # below this, "the bulk of the copy" is a handful of messages
@@ -18,7 +18,8 @@ class Row:
     link: str
     case: str
     seconds: float
-    ratio: float | None  # median over repetitions of adbvoice time / adb pull time in the same one
+    ratio: float | None  # median over repetitions of adbvoice's time / the faster adb pull's in the same one
+    by_adb: dict[str, float]  # the same against each adb's pull
     turns: int
     messages: int
     wire_mb: float
@@ -31,9 +32,14 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def ratios(cell: Cell, case: str) -> list[float]:
-    pulls = {s.rep: s.run.seconds for s in cell.of(PULL)}
-    return [s.run.seconds / pulls[s.rep] for s in cell.of(case) if s.rep in pulls]
+def ratios(cell: Cell, case: str, baselines: Sequence[str] = tuple(PULLS.values())) -> list[float]:
+    """Per repetition, the case's time over the fastest of the baselines in that repetition
+    (by default: the faster of adb 29's and adb 36's pull)."""
+    fastest: dict[int, float] = {}
+    for baseline in baselines:
+        for s in cell.of(baseline):
+            fastest[s.rep] = min(fastest.get(s.rep, s.run.seconds), s.run.seconds)
+    return [s.run.seconds / fastest[s.rep] for s in cell.of(case) if s.rep in fastest]
 
 
 def bulk_share(cell: Cell, sample: Sample) -> float | None:
@@ -44,7 +50,7 @@ def bulk_share(cell: Cell, sample: Sample) -> float | None:
 
 def _bulk_text(cell: Cell, samples: Sequence[Sample]) -> str:
     rates = [s.wire.bulk_bytes_per_s for s in samples if s.wire.bulk_bytes_per_s]
-    if not rates or samples[0].case not in (PULL, FIRST, VIA_SERVER) or cell.folder_bytes < BULK_MIN_BYTES:
+    if not rates or samples[0].case not in (*GOOGLE_CASES, FIRST, VIA_SERVER) or cell.folder_bytes < BULK_MIN_BYTES:
         return ""
     rate = median(rates)
     bandwidth = PROFILES[cell.profile].bandwidth_Bps
@@ -59,13 +65,15 @@ def rows(cells: Sequence[Cell]) -> list[Row]:
             samples = cell.of(case)
             if not samples:
                 continue
-            ratio = ratios(cell, case) if case != PULL else []
+            ratio = ratios(cell, case) if case not in GOOGLE_CASES else []
+            by_adb = {version: ratios(cell, case, (pull,)) for version, pull in PULLS.items()} if ratio else {}
             out.append(Row(
                 tree=cell.tree.label,
                 link=cell.profile,
                 case=case,
                 seconds=median([s.run.seconds for s in samples]),
                 ratio=median(ratio) if ratio else None,
+                by_adb={version: median(values) for version, values in by_adb.items() if values},
                 turns=round(median([s.wire.turns for s in samples])),
                 messages=round(median([s.wire.messages for s in samples])),
                 wire_mb=median([s.wire.wire_bytes for s in samples]) / MB,
@@ -76,13 +84,15 @@ def rows(cells: Sequence[Cell]) -> list[Row]:
     return out
 
 
-HEADER = ("tree", "link", "case", "time s", "÷ adb pull", "CPU s", "round trips", "messages", "wire MB",
-          "bulk throughput", "peak RSS MB")
+HEADER = ("tree", "link", "case", "time s", "÷ faster adb pull", *(f"÷ {v} pull" for v in PULLS), "CPU s",
+          "round trips", "messages", "wire MB", "bulk throughput", "peak RSS MB")
 
 
 def row_cells(row: Row) -> list[str]:
+    against = [ratio_text(row.by_adb[v]) if v in row.by_adb else "" for v in PULLS]
     return [row.tree, row.link, row.case, f"{row.seconds:.3f}", ratio_text(row.ratio) if row.ratio is not None else "",
-            f"{row.cpu_seconds:.2f}", f"{row.turns:,}", f"{row.messages:,}", f"{row.wire_mb:.1f}", row.bulk, f"{row.peak_rss_mb:.1f}"]
+            *against, f"{row.cpu_seconds:.2f}", f"{row.turns:,}", f"{row.messages:,}", f"{row.wire_mb:.1f}", row.bulk,
+            f"{row.peak_rss_mb:.1f}"]
 
 
 def ratio_text(ratio: float) -> str:
@@ -136,8 +146,9 @@ def _ratio_target(cells: Sequence[Cell], notes: int, profile: str, case: str, li
 
 def verdicts(cells: Sequence[Cell]) -> list[Verdict]:
     out = [
-        _ratio_target(cells, 2000, "wifi", FIRST, 0.5, "First backup, 2,000 notes, Wi-Fi: ≤ 0.5× adb pull"),
-        _ratio_target(cells, 2000, "loopback", FIRST, 1.0, "First backup, 2,000 notes, loopback: ≤ 1.0× adb pull"),
+        _ratio_target(cells, 2000, "wifi", FIRST, 0.5, "First backup, 2,000 notes, Wi-Fi: ≤ 0.5× the faster adb pull"),
+        _ratio_target(cells, 2000, "loopback", FIRST, 1.0,
+                      "First backup, 2,000 notes, loopback: ≤ 1.0× the faster adb pull"),
     ]
     shaped = [c for c in cells if PROFILES[c.profile].bandwidth_Bps and c.tree.notes >= 2000]
     shares = [(c, bulk_share(c, s)) for c in shaped for s in c.of(FIRST)]
@@ -161,15 +172,18 @@ def verdicts(cells: Sequence[Cell]) -> list[Verdict]:
                            "; ".join(f"{p}: {min(t):,} to {max(t):,}" for p, t in turns.items()),
                            max(max(t) for t in turns.values()) <= 2))
         for profile in dict.fromkeys(c.profile for c, _ in big_noop):
-            out.append(_ratio_target(cells, 10000, profile, NOOP, 0.1, f"No-op sync, 10,000 notes, {profile}: ≤ 0.1× adb pull"))
+            out.append(_ratio_target(cells, 10000, profile, NOOP, 0.1,
+                                     f"No-op sync, 10,000 notes, {profile}: ≤ 0.1× the faster adb pull"))
     else:
-        out.append(Verdict("No-op sync, 10,000 notes: ≤ 2 round trips, ≤ 0.1× adb pull", "not measured in this run", None))
+        out.append(Verdict("No-op sync, 10,000 notes: ≤ 2 round trips, ≤ 0.1× the faster adb pull",
+                           "not measured in this run", None))
     out += _memory_verdicts(cells)
     return out
 
 
 def _adbvoice_peak_mb(cell: Cell, case: str | None = None) -> float:
-    return max(s.run.peak_rss_kb for s in cell.samples if s.case != PULL and (case is None or s.case == case)) / 1024
+    return max(s.run.peak_rss_kb for s in cell.samples
+               if s.case not in GOOGLE_CASES and (case is None or s.case == case)) / 1024
 
 
 def _memory_verdicts(cells: Sequence[Cell]) -> list[Verdict]:

@@ -1,7 +1,8 @@
 """The measurements: for each phone tree and link profile, repetitions of
-(a) `adb pull` of the voice-note folders, (b) a first backup into an empty archive,
+(a) `adb pull` of the voice-note folders and `adb push` of the same folders back to the
+phone, with each Google adb (29 and 36), (b) a first backup into an empty archive,
 (c) the same backup again (nothing new), (d) the backup after 10 new notes, and
-(e) a first backup through the adb server that holds the phone (adbvoice's fallback when
+(e) a first backup through adb 36's server holding the phone (adbvoice's fallback when
 a server owns a USB phone), with (a) alternately before and after (b)-(e), so drift in
 the machine hits both sides.
 """
@@ -20,13 +21,17 @@ from adbvoice.emulator import EmulatedPhone, LinkProfile
 from adbvoice.emulator.auth import AuthPolicy
 from adbvoice.emulator.phonetree import PhoneTree, add_notes, build_phone_tree
 from adbvoice.whatsapp import SDCARD, VOICE_SOURCES
-from bench.clients import AdbServer, Adbvoice, ChildRun
+from bench.clients import GOOGLE_ADBS, AdbServer, Adbvoice, ChildRun
 from bench.wire import WireStats, explain_turns, wire_stats
 
 PROFILES = {"loopback": LinkProfile.loopback(), "usb2": LinkProfile.usb2(), "wifi": LinkProfile.wifi()}
-PULL, FIRST, NOOP, NEW10 = "adb pull", "first backup", "no-op sync", "10 new notes"
+PULLS = {version: f"{version} pull" for version in GOOGLE_ADBS}  # the baselines a backup is held to
+PUSHES = {version: f"{version} push" for version in GOOGLE_ADBS}  # the baselines for putting notes back
+FIRST, NOOP, NEW10 = "first backup", "no-op sync", "10 new notes"
 VIA_SERVER = "first, via adb server"
-CASES = (PULL, FIRST, NOOP, NEW10, VIA_SERVER)
+SERVER_ADB = "adb 36"  # the server a user's phone is held by today
+GOOGLE_CASES = (*PULLS.values(), *PUSHES.values())
+CASES = (*GOOGLE_CASES, FIRST, NOOP, NEW10, VIA_SERVER)
 NEW_NOTES = 10
 TURNS_SHOWN = 40  # of the no-op sync's round trips, in the report
 
@@ -110,10 +115,13 @@ class Bench:
         home = work / "home"
         (home / ".android").mkdir(parents=True, exist_ok=True)
         self.adbvoice = Adbvoice(home)
-        self.adb = AdbServer(home)
+        self.adbs: dict[str, AdbServer] = {}
+        for version in GOOGLE_ADBS:
+            self.adbs[version] = AdbServer(work / f"home-{version.replace(' ', '')}", version)
 
     def close(self) -> None:
-        self.adb.close()
+        for server in self.adbs.values():
+            server.close()
         shutil.rmtree(self._set_aside, ignore_errors=True)
 
     def put_aside(self, path: Path) -> None:
@@ -131,18 +139,22 @@ class Bench:
         cell = Cell(spec, profile_name, len(files), sum(p.stat().st_size for p in files))
         profile = PROFILES[profile_name]
         remote = [f"{SDCARD}/{f.relative_to(tree.root).as_posix()}" for f in folders]
-        with EmulatedPhone(tree.root, auth=AuthPolicy(mode="any"), link=profile) as phone:
-            self.adb.connect(phone.address)
+        state = self.work / "phone-state"
+        with EmulatedPhone(tree.root, auth=AuthPolicy(mode="any"), link=profile, state_dir=state) as phone:
+            for server in self.adbs.values():
+                server.connect(phone.address)
             try:
                 for rep in range(self.reps):
                     if rep % 2 == 0:
-                        self._pull(cell, phone, remote, rep)
+                        self._google(cell, phone, folders, remote, rep)
                         self._backups(cell, phone, tree, rep)
                     else:
                         self._backups(cell, phone, tree, rep)
-                        self._pull(cell, phone, remote, rep)
+                        self._google(cell, phone, folders, remote, rep)
             finally:
-                self.adb.disconnect(phone.address)
+                for server in self.adbs.values():
+                    server.disconnect(phone.address)
+        self.put_aside(state)
         return cell
 
     def _measure(self, cell: Cell, phone: EmulatedPhone, case: str, rep: int, action) -> None:  # noqa: ANN001
@@ -160,12 +172,23 @@ class Bench:
         self.say(f"  {cell.tree.label}, {cell.profile}, rep {rep + 1}: {case:13} {run.seconds:8.3f} s  "
                  f"{sample.wire.turns:6d} round trips  {run.peak_rss_kb / 1024:6.1f} MB peak RSS")
 
-    def _pull(self, cell: Cell, phone: EmulatedPhone, remote: Sequence[str], rep: int) -> None:
-        into = self.work / "pulled"
-        try:
-            self._measure(cell, phone, PULL, rep, lambda: self.adb.pull(phone.address, remote, into))
-        finally:
-            self.put_aside(into)
+    def _google(self, cell: Cell, phone: EmulatedPhone, folders: Sequence[Path], remote: Sequence[str], rep: int) -> None:
+        """Each adb's pull of the voice-note folders, then its push of them to the phone's
+        /data/local/tmp (a folder made beforehand: adb pushes several sources into one)."""
+        for version, server in self.adbs.items():
+            into = self.work / "pulled"
+            try:
+                self._measure(cell, phone, PULLS[version], rep, lambda: server.pull(phone.address, remote, into))
+            finally:
+                self.put_aside(into)
+        for version, server in self.adbs.items():
+            target = phone.state_dir / "data" / "local" / "tmp" / "pushed"
+            target.mkdir()
+            try:
+                self._measure(cell, phone, PUSHES[version], rep,
+                              lambda: server.push(phone.address, folders, "/data/local/tmp/pushed/"))
+            finally:
+                self.put_aside(target)
 
     def _backups(self, cell: Cell, phone: EmulatedPhone, tree: PhoneTree, rep: int) -> None:
         archive = self.work / "archive"
@@ -176,7 +199,8 @@ class Bench:
             with new_notes(tree, seed=100 + rep):
                 self._measure(cell, phone, NEW10, rep, backup)
             self.put_aside(archive)
-            via_server = lambda: self.adbvoice.backup(archive, phone.address, server_port=self.adb.port)  # noqa: E731
+            server_port = self.adbs[SERVER_ADB].port
+            via_server = lambda: self.adbvoice.backup(archive, phone.address, server_port=server_port)  # noqa: E731
             self._measure(cell, phone, VIA_SERVER, rep, via_server)
         finally:
             self.put_aside(archive)

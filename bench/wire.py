@@ -3,10 +3,12 @@
 Counts that machine noise barely moves: round trips (PacketLog.round_trips, after the
 connection's handshake), messages, bytes. Shell output is the exception: adbd sends what
 the command has written by the time the host acknowledges the previous WRTE, so a command
-that writes in small pieces costs more round trips the faster the link. Throughput for "the bulk of the copy" is taken
-over the middle 80 % of the bytes the phone sent, at the times the link finished
-serializing them (recomputed with LinkProfile.transit, the formula the emulator's delay
-line applies), so a saturated link reads as exactly its bandwidth.
+that writes in small pieces costs more round trips the faster the link. Throughput for
+"the bulk of the copy" is taken over the middle 80 % of the bytes that went the way most
+bytes went (the phone's for a pull or a backup, the host's for a push): what the phone
+sent at the times the link finished serializing it (recomputed with LinkProfile.transit,
+the formula the emulator's delay line applies), what the host sent at the times the phone
+received it, so a saturated link reads as exactly its bandwidth.
 """
 
 from __future__ import annotations
@@ -44,13 +46,18 @@ def round_trips(records: Sequence[PacketRecord]) -> int:
 
 
 def bulk_rate(records: Sequence[PacketRecord], profile: LinkProfile) -> float | None:
-    """Bytes per second over the middle of what the phone sent, as the link delivered it."""
+    """Bytes per second over the middle of what went the busier way, as the link delivered it."""
+    sent = {way: sum(r.length for r in records if r.direction == way) for way in ("device", "host")}
+    busier = max(sent, key=sent.__getitem__)
     ends: list[tuple[float, int]] = []
     line_free: dict[int, float] = {}
     for r in records:
-        if r.direction != "device":
+        if r.direction != busier:
             continue
         size = wire.HEADER.size + r.length
+        if busier == "host":  # logged when the phone received it: already the link's time
+            ends.append((r.t, size))
+            continue
         end, _arrival = profile.transit(size, r.t, line_free.get(r.conn, 0.0))
         line_free[r.conn] = end
         ends.append((end, size))
