@@ -11,10 +11,11 @@ an ADB stream would, so the sync and shell clients run over it unchanged.
 from __future__ import annotations
 
 import os
+import select
 import socket
 from dataclasses import dataclass
 
-from adbvoice.phone.connection import ExactReads, LinkClosed, LinkTimeout, ServiceRefused
+from adbvoice.phone.connection import ExactReads, LinkClosed, LinkTimeout, ServiceRefused, StreamEnded
 
 DEFAULT_SERVER_PORT = 5037
 
@@ -108,10 +109,17 @@ class ServerStream(ExactReads):
         self._timeout = io_timeout
 
     def write(self, data: bytes) -> None:
+        """Each stream is a socket of its own: the server closing it means the phone ended
+        the stream (a sync FAIL), not a lost phone."""
         try:
             self._sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise StreamEnded(f"the adb server closed the {self.service.split(':')[0]} stream") from exc
         except OSError as exc:
             raise LinkClosed(f"adb server connection lost: {exc}") from exc
+
+    def readable_now(self) -> bool:
+        return bool(select.select([self._sock], [], [], 0)[0])
 
     def read(self, limit: int) -> bytes:
         try:

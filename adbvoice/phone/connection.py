@@ -24,7 +24,7 @@ from typing import Protocol
 from adbvoice.phone import wire
 from adbvoice.phone.wire import Message
 
-HOST_FEATURES = (wire.FEATURE_SHELL_V2, wire.FEATURE_STAT_V2, wire.FEATURE_LS_V2)
+HOST_FEATURES = (wire.FEATURE_SHELL_V2, wire.FEATURE_STAT_V2, wire.FEATURE_LS_V2, wire.FEATURE_SENDRECV_V2)
 
 
 class LinkClosed(Exception):
@@ -177,10 +177,18 @@ class AdbStream(ExactReads):
     _okay_owed: bool = False
 
     def write(self, data: bytes) -> None:
-        """Queue bytes for the phone; they leave as the phone acknowledges earlier writes."""
-        with self.link._lock:
+        """Queue bytes for the phone; they leave as the phone acknowledges earlier writes.
+        While WRITE_AHEAD bytes wait, the writer waits too (a push reads its file no faster
+        than the phone takes it); StreamEnded once the phone has closed the stream."""
+        link = self.link
+        waiting_since = time.monotonic()
+        with link._lock:
+            while len(self._outbox) >= link.WRITE_AHEAD and not self.peer_closed:
+                link._wait(waiting_since)
+            if self.peer_closed:
+                raise StreamEnded(f"the phone closed the {self.service.split(':')[0]} stream")
             self._outbox += data
-            self.link._flush(self)
+            link._flush(self)
 
     def read(self, limit: int) -> bytes:
         """Up to `limit` bytes, at least one; b"" once the phone closed the stream."""
@@ -218,6 +226,8 @@ class AdbLink:
     # Bytes a stream may hold unread before we stop acknowledging its WRTEs, so a slow
     # reader throttles the phone instead of growing our memory.
     READ_AHEAD = 2 << 20
+    # Bytes a stream may hold unsent before its writer waits: the same bound the other way.
+    WRITE_AHEAD = 2 << 20
 
     def __init__(self, pipe: Pipe, io_timeout: float) -> None:
         self._pipe = pipe

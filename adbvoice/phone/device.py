@@ -53,7 +53,10 @@ class Phone:
         self._fallback_identity = fallback_identity
         self.shell = ShellClient(opener, shell_v2=wire.FEATURE_SHELL_V2 in features)
         self.sync = SyncClient(
-            opener, stat_v2=wire.FEATURE_STAT_V2 in features, ls_v2=wire.FEATURE_LS_V2 in features
+            opener,
+            stat_v2=wire.FEATURE_STAT_V2 in features,
+            ls_v2=wire.FEATURE_LS_V2 in features,
+            send_v2=wire.FEATURE_SENDRECV_V2 in features,
         )
 
     def survey(self, roots: Sequence[str], known: Mapping[str, str] | None = None) -> Survey:

@@ -2,22 +2,22 @@
 
 adbd's sync service reads requests one after the other from its socket and answers each
 in order (daemon/file_sync_service.cpp), so a client may send many requests before
-reading the first answer: a whole folder level of LISTs, or every RECV of a backup, in one
-round trip instead of one per request. One hazard shapes this module: after a FAIL the
-service *ends* (the stream closes), so requests queued behind a failed RECV are never
-answered and must be sent again on a fresh stream.
+reading the first answer: a whole folder level of LISTs, every RECV of a backup, or every
+SEND of a restore, in one round trip instead of one per request. One hazard shapes this
+module: after a FAIL the service *ends* (the stream closes), so requests queued behind a
+failed RECV or SEND are never answered and must be sent again on a fresh stream.
 """
 
 from __future__ import annotations
 
 import stat as statmod
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from adbvoice.phone import wire
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, StreamEnded
 
 
 class ByteStream(Protocol):
@@ -75,6 +75,27 @@ class RemoteEntry:
     stat: RemoteStat
 
 
+@dataclass(frozen=True)
+class PushItem:
+    """One file to put on the phone: where, its permission bits, the time it gets, and a
+    way to read its bytes from the start (again, should the push be repeated)."""
+
+    remote: bytes
+    mode: int
+    mtime: int
+    chunks: Callable[[], Iterator[bytes]]
+
+
+class PushSink(Protocol):
+    """Told how each push ended, in order."""
+
+    def pushed(self, index: int) -> None:
+        """The phone answered OKAY: the file is whole at its path."""
+
+    def refused(self, index: int, message: str) -> None:
+        """The phone answered FAIL (its wording, e.g. 'write failed: No space left on device')."""
+
+
 class PullSink(Protocol):
     """Receives one pulled file at a time, in request order."""
 
@@ -92,10 +113,15 @@ class PullSink(Protocol):
 class SyncClient:
     """Pipelined STAT / LIST / RECV over `sync:` streams."""
 
-    def __init__(self, opener: StreamOpener, *, stat_v2: bool, ls_v2: bool) -> None:
+    # SENDs written ahead of their answers: enough to keep the link busy, few enough that a
+    # FAIL (which ends the service) costs little to send again.
+    PUSHES_IN_FLIGHT = 64
+
+    def __init__(self, opener: StreamOpener, *, stat_v2: bool, ls_v2: bool, send_v2: bool = False) -> None:
         self._opener = opener
         self._stat_v2 = stat_v2
         self._ls_v2 = ls_v2
+        self._send_v2 = send_v2
 
     # --- requests and answers ----------------------------------------------------
 
@@ -200,6 +226,73 @@ class SyncClient:
                 _quit(stream)
             else:
                 stream.close()
+
+
+    def push_many(self, items: Sequence[PushItem], sink: PushSink) -> None:
+        """SEND every item, pipelined on one stream (SND2 where the phone offers it, else
+        SEND `path,mode`); sink.pushed or sink.refused for each, in order."""
+        start = 0
+        while start < len(items):
+            start = self._push_from(items, start, sink)
+
+    def _push_from(self, items: Sequence[PushItem], start: int, sink: PushSink) -> int:
+        """Push items[start:] on one stream; where to resume after a FAIL ended it."""
+        stream = self._opener("sync:")
+        answered = start  # the next item whose answer is due
+        clean = False
+        try:
+            for index in range(start, len(items)):
+                while index - answered >= self.PUSHES_IN_FLIGHT or (answered < index and stream.readable_now()):
+                    if not _push_answer(stream, answered, sink):
+                        return answered + 1
+                    answered += 1
+                try:
+                    self._send_one(stream, items[index])
+                except StreamEnded:
+                    break  # a FAIL ended the service: its answer is waiting
+            while answered < len(items) and answered <= index:
+                if not _push_answer(stream, answered, sink):
+                    return answered + 1
+                answered += 1
+            clean = True
+            return answered
+        finally:
+            if clean:
+                _quit(stream)
+            else:
+                stream.close()
+
+    def _send_one(self, stream: ByteStream, item: PushItem) -> None:
+        if self._send_v2:
+            stream.write(_request(wire.ID_SEND_V2, item.remote)
+                         + wire.SYNC_SEND_V2.pack(wire.ID_SEND_V2, item.mode, 0))
+        else:
+            stream.write(_request(wire.ID_SEND_V1, item.remote + b",%d" % item.mode))
+        pending = bytearray()
+        for chunk in item.chunks():
+            pending += chunk
+            while len(pending) >= wire.SYNC_DATA_MAX:
+                stream.write(_data(pending[: wire.SYNC_DATA_MAX]))
+                del pending[: wire.SYNC_DATA_MAX]
+        if pending:
+            stream.write(_data(pending))
+        stream.write(wire.SYNC_REQUEST.pack(wire.ID_DONE, item.mtime & 0xFFFFFFFF))
+
+
+def _data(payload: bytes | bytearray) -> bytes:
+    return wire.SYNC_REQUEST.pack(wire.ID_DATA, len(payload)) + bytes(payload)
+
+
+def _push_answer(stream: ByteStream, index: int, sink: PushSink) -> bool:
+    """Read one SEND's answer; False after a FAIL (the service has ended)."""
+    ident, length = wire.SYNC_REQUEST.unpack(stream.read_exact(wire.SYNC_REQUEST.size))
+    if ident == wire.ID_OKAY:
+        sink.pushed(index)
+        return True
+    if ident == wire.ID_FAIL:
+        sink.refused(index, _fail_text(stream, length))
+        return False
+    raise LinkClosed(f"unexpected sync answer {ident!r} to a push")
 
 
 def _receive_file(stream: ByteStream, sink: PullSink) -> str | None:
