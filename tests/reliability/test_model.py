@@ -124,8 +124,11 @@ class PhoneAndArchive(RuleBasedStateMachine):
     def run_a_backup(self) -> None:
         self._step()
         self.tally.backups += 1
-        faulty = self.drop_after is not None and EmulatedPhone(
-            self.sdcard, shell=False, faults=Faults(drop_after_bytes=self.drop_after)
+        # The drop lands inside what this backup must copy, so that it always fires.
+        archived = set(archive_state(self.archive, self.ever).copies)
+        pending = sum(len(c) for c in set(self.on_phone.values()) if sha256(c) not in archived)
+        faulty = self.drop_after is not None and pending > 0 and EmulatedPhone(
+            self.sdcard, shell=False, faults=Faults(drop_after_bytes=self.drop_after % pending)
         )
         self.drop_after = None
         phone = faulty.start() if faulty else self.phone
@@ -135,6 +138,7 @@ class PhoneAndArchive(RuleBasedStateMachine):
             if faulty:
                 faulty.stop()
         dropped = bool(faulty) and faulty.faults_fired["drop"] == 1
+        assert dropped == bool(faulty), "the drop was set inside the bytes to copy, yet did not fire"
         self.tally.drops += dropped
         assert result.exit_code == (17 if dropped else result.exit_code) and result.exit_code in (0, 3, 17), result.stderr
         if result.exit_code in (0, 3):
