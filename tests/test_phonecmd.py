@@ -3,6 +3,7 @@ and the parsing of exactly what they print."""
 
 import hashlib
 import os
+import pathlib
 import shutil
 import subprocess
 
@@ -26,7 +27,7 @@ def android_shell(script: str, stdin: bytes = b"") -> bytes:
 @pytest.fixture(autouse=True)
 def toybox_path(tmp_path_factory, monkeypatch):
     bindir = tmp_path_factory.mktemp("system-bin")
-    for applet in ("find", "printf", "xargs", "sha1sum", "sha256sum", "sort", "sh"):
+    for applet in ("find", "printf", "xargs", "sha1sum", "sha256sum", "md5sum", "sort", "rm", "sh"):
         (bindir / applet).symlink_to(TOYBOX if applet != "sh" else MKSH)
     getprop = bindir / "getprop"
     getprop.write_text("#!" + MKSH + "\necho \"value of $1\"\n")
@@ -108,3 +109,32 @@ def test_the_fingerprint_is_the_hash_of_exactly_what_the_listing_prints(tmp_path
     (root / "202118" / "PTT-20210503-WA0008.opus").write_bytes(b"new")
     _props, _stats, changed = scripts.parse_fingerprint(android_shell(scripts.fingerprint_script(roots)), roots)
     assert changed != digest
+
+
+def test_the_delete_script_removes_exactly_the_notes_whose_bytes_match_and_never_follows_a_link(tmp_path):
+    folder = tmp_path / "202118"
+    folder.mkdir()
+    names = ["PTT-20210503-WA0001.opus", "-rf.opus", "odd\nname $(touch pwned) 'q'.opus", "changed.opus"]
+    for name in names:
+        (folder / name).write_bytes(name.encode() * 10)
+    target = tmp_path / "elsewhere.opus"
+    target.write_bytes(b"not a note here")
+    (folder / "link.opus").symlink_to(target)
+    digest = {n: hashlib.sha256(n.encode() * 10).hexdigest() for n in names}
+    digest["changed.opus"] = hashlib.sha256(b"what the archive holds").hexdigest()
+    digest["link.opus"] = hashlib.sha256(b"not a note here").hexdigest()
+    asked = [*names, "link.opus", "gone.opus"]
+    pairs = [(str(folder / n).encode(), digest.get(n, "0" * 64)) for n in asked]
+
+    out = android_shell(scripts.delete_script("sha256sum"), stdin=scripts.delete_stdin(pairs))
+
+    assert scripts.delete_outcomes(out) == ["D", "D", "D", "C", "S", "S"]
+    assert sorted(p.name for p in folder.iterdir()) == ["changed.opus", "link.opus"]
+    assert target.read_bytes() == b"not a note here" and not (tmp_path / "pwned").exists()
+    assert list(tmp_path.rglob("pwned")) == []
+
+
+def test_prune_hashes_with_sha256sum_and_with_md5sum_on_a_phone_without_it():
+    assert android_shell(scripts.hash_tool_script()) == b"sha256sum"
+    (pathlib.Path(os.environ["ANDROID_BIN"]) / "sha256sum").unlink()
+    assert android_shell(scripts.hash_tool_script()) == b"md5sum"

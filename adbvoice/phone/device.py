@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from adbvoice.phone import scripts, wire
 from adbvoice.phone.connection import ServiceRefused
-from adbvoice.phone.shell import CommandResult, ShellClient
+from adbvoice.phone.shell import CommandResult, RunningCommand, ShellClient
 from adbvoice.phone.sync import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
 
 
@@ -104,6 +104,35 @@ class Phone:
         except ServiceRefused:
             return None
         return scripts.PhoneHashes(command, paths)
+
+    def prune_hash_tool(self) -> str | None:
+        """The best hash command the phone has for a prune (scripts.PRUNE_HASHES), or None
+        (no shell, or neither command): then nothing can be proven, and nothing is deleted."""
+        if not self.shell.shell_v2:
+            return None
+        try:
+            tool = self.shell.run(scripts.hash_tool_script()).stdout.decode("ascii", "replace")
+        except ServiceRefused:
+            return None
+        return tool if tool in scripts.PRUNE_HASHES else None
+
+    def hash_files(self, paths: Sequence[bytes], tool: str) -> scripts.PhoneHashes:
+        """The phone's own `tool` digest of each file, on a stream of its own."""
+        command = self.shell.start(scripts.hash_command(tool), stdin=scripts.hash_stdin(paths))
+        return scripts.PhoneHashes(command, paths, scripts.PRUNE_HASHES[tool])
+
+    def start_deleting(self, pairs: Sequence[tuple[bytes, str]], tool: str) -> RunningCommand:
+        """Run the delete script (scripts.DELETE_SCRIPT) over (path, digest) pairs; its
+        output (scripts.delete_outcomes) says what became of each, in order."""
+        return self.shell.start(scripts.delete_script(tool), stdin=scripts.delete_stdin(pairs))
+
+    def find_name(
+        self, roots: Sequence[str], name: str, timeout_s: int, skip: Sequence[str] = ()
+    ) -> list[bytes] | None:
+        """Paths below `roots` (not below `skip`) of files called `name` (links not
+        followed), or None when the phone's find did not finish within `timeout_s`."""
+        result = self.shell.run(scripts.find_name_script(roots, name, timeout_s, skip))
+        return scripts.parse_found(result.stdout, result.exit_code)
 
     def stat_many(self, paths: Sequence[bytes]) -> list[RemoteStat]:
         return self.sync.stat_many(paths)

@@ -146,16 +146,18 @@ def hash_stdin(paths: Sequence[bytes]) -> bytes:
 
 
 class PhoneHashes:
-    """SHA-1 of each pulled file as the phone computes it, read while files are copied.
+    """The hash of each file as the phone computes it (SHA-1 of each pulled file, read
+    while files are copied; SHA-256 or MD5 for a prune).
 
     `sha1sum` prints `<hex>  <path>\\n` per file in the order given, and nothing (only
     stderr) for a file it cannot read. Lines are matched against the exact path expected,
     so a name holding a newline cannot shift the answers of the files after it.
     """
 
-    def __init__(self, command: RunningCommand, paths: Sequence[bytes]) -> None:
+    def __init__(self, command: RunningCommand, paths: Sequence[bytes], digest_hex: int = SHA1_HEX) -> None:
         self._command = command
         self._paths = paths
+        self._digest_hex = digest_hex
         self._cursor = 0  # next unparsed byte of stdout
         self._next = 0  # next path index to resolve
         self._hashes: dict[int, str | None] = {}
@@ -180,10 +182,10 @@ class PhoneHashes:
         out = self._command.stdout
         start = self._cursor
         expected_tail = b"  " + path + b"\n"
-        digest_end = start + SHA1_HEX
+        digest_end = start + self._digest_hex
         available = out[digest_end : digest_end + len(expected_tail)]
         complete = len(available) == len(expected_tail)
-        if complete and available == expected_tail and _is_hex(out[start:digest_end], SHA1_HEX):
+        if complete and available == expected_tail and _is_hex(out[start:digest_end], self._digest_hex):
             self._hashes[self._next] = out[start:digest_end].decode()
             self._cursor = digest_end + len(expected_tail)
         elif complete or self._command.finished or not expected_tail.startswith(bytes(available)):
@@ -199,3 +201,77 @@ class PhoneHashes:
 
 def _is_hex(text: bytes | bytearray, length: int) -> bool:
     return len(text) == length and all(c in b"0123456789abcdef" for c in text)
+
+
+# --- pruning: the phone's own hash of a note, and deleting it -------------------------------
+
+PRUNE_HASHES = {"sha256sum": SHA256_HEX, "md5sum": 32}
+"""What a prune compares, best first: toybox has had sha256sum since 0.7.0 (Android 7, 2016);
+md5sum is the fallback for a phone without it. The archive's copy is hashed the same way."""
+
+
+def hash_tool_script() -> str:
+    """Prints the first of PRUNE_HASHES the phone has (`command -v`), or nothing."""
+    tools = " ".join(PRUNE_HASHES)
+    return f"for t in {tools}; do if command -v $t >/dev/null 2>&1; then printf '%s' $t; break; fi; done"
+
+
+def hash_command(tool: str) -> str:
+    return f"xargs -0 {tool}"
+
+
+DELETE_SCRIPT = (
+    "while IFS= read -r -d '' p && IFS= read -r -d '' want; do "
+    "if [ -L \"$p\" ] || [ ! -f \"$p\" ]; then printf 'S\\0'; continue; fi; "
+    "got=$({tool} < \"$p\" 2>/dev/null); "
+    "if [ \"${{got%% *}}\" != \"$want\" ]; then printf 'C\\0'; "
+    "elif rm -f -- \"$p\" 2>/dev/null && [ ! -e \"$p\" ]; then printf 'D\\0'; "
+    "else printf 'F\\0'; fi; "
+    "done"
+)
+"""Deletes the notes given on stdin, one at a time, each only if it is still a regular file
+(never a link: -L first, then rm removes a name, never follows one) whose hash, taken by
+the phone right before the rm, is the one given. One record per note, in order: D deleted,
+C its bytes changed, S not a regular file (any more), F the rm failed. Paths and hashes come
+NUL-separated on stdin, never on the command line, so no name can be read as a word or an
+option (`--` too). mksh's `read -d ''` splits on NUL."""
+
+DELETED, CHANGED, NOT_A_FILE, DELETE_FAILED = "D", "C", "S", "F"
+
+
+def delete_script(tool: str) -> str:
+    return DELETE_SCRIPT.format(tool=tool)
+
+
+def delete_stdin(pairs: Sequence[tuple[bytes, str]]) -> bytes:
+    """(path, hex digest) pairs as the delete script reads them."""
+    return b"".join(path + b"\0" + digest.encode() + b"\0" for path, digest in pairs)
+
+
+def delete_outcomes(output: bytes | bytearray) -> list[str]:
+    """The records the delete script has printed so far, in order (a cut-off run's last
+    record may be missing: that note's deletion is unknown)."""
+    records = bytes(output).split(b"\0")[:-1]
+    outcomes = [r.decode("ascii", "replace") for r in records]
+    unknown = [o for o in outcomes if o not in (DELETED, CHANGED, NOT_A_FILE, DELETE_FAILED)]
+    if unknown:
+        raise UnexpectedOutput(f"unexpected delete record {unknown[0][:20]!r}")
+    return outcomes
+
+
+def find_name_script(roots: Sequence[str], name: str, timeout_s: int, skip: Sequence[str] = ()) -> str:
+    """`find` of one exact file name below `roots` (not descending into `skip`),
+    NUL-separated, bounded by toybox's `timeout` (exit 124 when it ran out); unreadable
+    folders are not an error."""
+    quoted = " ".join(shell_quote(r) for r in roots)
+    pruned = "".join(f"-path {shell_quote(path)} -prune -o " for path in skip)
+    return (f"timeout {timeout_s} find {quoted} {pruned}-name {shell_quote(name)} -print0 2>/dev/null; "
+            "echo -n \"E$?\"")
+
+
+def parse_found(output: bytes, exit_code: int | None) -> list[bytes] | None:
+    """find_name_script's paths; None if find was cut off by its timeout."""
+    body, _, status = output.rpartition(b"E")
+    if status == b"124" or not status.isdigit():
+        return None
+    return [path for path in body.split(b"\0") if path]
