@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +51,15 @@ CREATE TABLE IF NOT EXISTS sightings (   -- every phone path a note's bytes were
     mtime INTEGER NOT NULL,
     note_id INTEGER NOT NULL REFERENCES notes(id),
     first_seen TEXT NOT NULL,
+    PRIMARY KEY (device_serial, phone_path)
+);
+CREATE TABLE IF NOT EXISTS pruned (     -- notes `prune` deleted from a phone (the archive keeps them)
+    device_serial TEXT NOT NULL,
+    phone_path BLOB NOT NULL,
+    note_id INTEGER NOT NULL REFERENCES notes(id),
+    state TEXT NOT NULL,                 -- 'deleting': asked of the phone; 'deleted': the phone no longer has it
+    asked_at TEXT NOT NULL,
+    deleted_at TEXT,
     PRIMARY KEY (device_serial, phone_path)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -98,9 +107,10 @@ class NoteRow:
     id: int | None = None
     archived_at: str | None = None
     run_id: int | None = None
+    pruned_at: str | None = None  # when `prune` last deleted it from a phone (not a column: from `pruned`)
 
 
-_NOTE_COLUMNS = [f for f in NoteRow.__dataclass_fields__ if f not in ("id",)]
+_NOTE_COLUMNS = [f for f in NoteRow.__dataclass_fields__ if f not in ("id", "pruned_at")]
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,18 @@ class RunRow:
     message: str | None
 
 
+@dataclass(frozen=True)
+class PrunedRow:
+    device_serial: str
+    phone_path: bytes
+    note_id: int
+    state: str
+    asked_at: str
+    deleted_at: str | None
+
+
 _SIGHTING_COLUMNS = list(SightingRow.__dataclass_fields__)
+_PRUNED_COLUMNS = list(PrunedRow.__dataclass_fields__)
 _RUN_COLUMNS = list(RunRow.__dataclass_fields__)
 
 
@@ -143,6 +164,7 @@ class Salvage:
     notes: list[NoteRow] = field(default_factory=list)
     sightings: list[SightingRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
+    pruned: list[PrunedRow] = field(default_factory=list)
     problem: str | None = None
 
 
@@ -199,10 +221,13 @@ class Catalog:
             ("notes", ["id", *_NOTE_COLUMNS], _note, found.notes),
             ("sightings", _SIGHTING_COLUMNS, _sighting, found.sightings),
             ("runs", _RUN_COLUMNS, _run, found.runs),
+            ("pruned", _PRUNED_COLUMNS, _pruned, found.pruned),
         )
         try:
             for table, columns, make, into in tables:
                 try:
+                    if table == "pruned" and not _has_table(db, table):
+                        continue  # written before prune existed
                     for row in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
                         into.append(make(row))
                 except sqlite3.DatabaseError as exc:
@@ -219,6 +244,13 @@ class Catalog:
             "SELECT phone_path, size, mtime FROM sightings WHERE device_serial = ?", (device_serial,)
         )
         return {bytes(path): (size, mtime) for path, size, mtime in rows}
+
+    def sightings_on(self, device_serial: str) -> dict[bytes, SightingRow]:
+        """phone path → the sighting, for every path of this phone an archived note was seen at."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(_SIGHTING_COLUMNS)} FROM sightings WHERE device_serial = ?", (device_serial,)
+        )
+        return {seen.phone_path: seen for seen in map(_sighting, rows)}
 
     def notes_by_sha(self, shas: Collection[str]) -> dict[str, int]:
         """The id of the first note holding each of these SHA-256s that the catalog has
@@ -241,11 +273,17 @@ class Catalog:
         return _note(row) if row else None
 
     def notes(self) -> Iterator[NoteRow]:
-        rows = self._db.execute(
-            f"SELECT id, {', '.join(_NOTE_COLUMNS)} FROM notes ORDER BY recorded_on, archive_path"
+        """Every note, with when a prune last deleted it from a phone."""
+        # A catalog written before prune existed, opened read-only, has no such table yet.
+        pruned_at = (
+            "(SELECT MAX(deleted_at) FROM pruned WHERE pruned.note_id = notes.id AND state = 'deleted')"
+            if _has_table(self._db, "pruned") else "NULL"
         )
-        for row in rows:
-            yield _note(row)
+        rows = self._db.execute(
+            f"SELECT id, {', '.join(_NOTE_COLUMNS)}, {pruned_at} FROM notes ORDER BY recorded_on, archive_path"
+        )
+        for *row, pruned_at in rows:
+            yield replace(_note(row), pruned_at=pruned_at)
 
     def count_notes(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM notes").fetchone()[0]
@@ -294,9 +332,15 @@ class Catalog:
             (device_serial, phone_path, size, mtime, note_id, utc_now()),
         )
 
-    def restore(self, runs: Iterable[RunRow], notes: Iterable[NoteRow], sightings: Iterable[SightingRow]) -> None:
-        """Fill a new catalog in one transaction (a rebuild): runs and sightings as they
-        were, notes with their old id where they have one, else a new one."""
+    def restore(
+        self,
+        runs: Iterable[RunRow],
+        notes: Iterable[NoteRow],
+        sightings: Iterable[SightingRow],
+        pruned: Iterable[PrunedRow] = (),
+    ) -> None:
+        """Fill a new catalog in one transaction (a rebuild): runs, sightings and prunes as
+        they were, notes with their old id where they have one, else a new one."""
         with self._transaction():
             self._db.executemany(
                 f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
@@ -311,6 +355,10 @@ class Catalog:
             self._db.executemany(
                 f"INSERT INTO sightings ({', '.join(_SIGHTING_COLUMNS)}) VALUES ({', '.join('?' * len(_SIGHTING_COLUMNS))})",
                 ([getattr(seen, c) for c in _SIGHTING_COLUMNS] for seen in sightings),
+            )
+            self._db.executemany(
+                f"INSERT INTO pruned ({', '.join(_PRUNED_COLUMNS)}) VALUES ({', '.join('?' * len(_PRUNED_COLUMNS))})",
+                ([getattr(row, c) for c in _PRUNED_COLUMNS] for row in pruned),
             )
 
     def listing_fingerprints(self) -> dict[str, tuple[str, int]]:
@@ -334,6 +382,45 @@ class Catalog:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                     (f"listing:{device_serial}", f"{fingerprint} {notes}"),
                 )
+
+    # --- pruning: notes deleted from a phone, kept here ---------------------------------
+
+    def mark_deleting(self, device_serial: str, notes: Iterable[tuple[bytes, int]]) -> None:
+        """Record, before the phone is asked to delete them, the (phone path, note id) of
+        the notes a prune is about to delete: a crash after this leaves rows to reconcile
+        (deletions_pending), never a deletion nobody recorded."""
+        now = utc_now()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pruned (device_serial, phone_path, note_id, state, asked_at) "
+                "VALUES (?, ?, ?, 'deleting', ?)",
+                ((device_serial, path, note_id, now) for path, note_id in notes),
+            )
+
+    def mark_deleted(self, device_serial: str, paths: Iterable[bytes]) -> None:
+        """The phone no longer has these (it said so, or a stat showed it)."""
+        now = utc_now()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE pruned SET state = 'deleted', deleted_at = ? WHERE device_serial = ? AND phone_path = ?",
+                ((now, device_serial, path) for path in paths),
+            )
+
+    def unmark(self, device_serial: str, paths: Iterable[bytes]) -> None:
+        """These are on the phone (a deletion that did not happen, or a note put back)."""
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM pruned WHERE device_serial = ? AND phone_path = ?",
+                ((device_serial, path) for path in paths),
+            )
+
+    def deletions_pending(self, device_serial: str) -> list[bytes]:
+        """Phone paths a prune asked to delete without hearing back (it was cut off)."""
+        rows = self._db.execute(
+            "SELECT phone_path FROM pruned WHERE device_serial = ? AND state = 'deleting' ORDER BY phone_path",
+            (device_serial,),
+        )
+        return [bytes(path) for (path,) in rows]
 
     def start_run(self, *, device_serial: str, device_model: str, transport: str) -> int:
         with self._transaction():
@@ -411,6 +498,10 @@ def reading(path: Path) -> Iterator[Catalog]:
         catalog.close()
 
 
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes the database. Reading a WAL database makes SQLite
     create its -shm side file; on a read-only disk (a backup copy, a mounted image) it
@@ -447,6 +538,12 @@ def _sighting(row: tuple) -> SightingRow:
     values = dict(zip(_SIGHTING_COLUMNS, row))
     values["phone_path"] = bytes(values["phone_path"])
     return SightingRow(**values)
+
+
+def _pruned(row: tuple) -> PrunedRow:
+    values = dict(zip(_PRUNED_COLUMNS, row))
+    values["phone_path"] = bytes(values["phone_path"])
+    return PrunedRow(**values)
 
 
 def _run(row: tuple) -> RunRow:

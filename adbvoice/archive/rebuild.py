@@ -121,7 +121,8 @@ def rebuild_catalog(root: Path) -> RebuildReport:
         try:
             catalog = Catalog.open(fresh)
             try:
-                catalog.restore(old.runs, notes, sightings)
+                kept = {note.id for note in notes}
+                catalog.restore(old.runs, notes, sightings, [p for p in old.pruned if p.note_id in kept])
             finally:
                 catalog.close()
             if archive.catalog_path.exists():
