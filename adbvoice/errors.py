@@ -138,6 +138,18 @@ class ArchiveDamagedError(AdbVoiceError):
     summary = "verify found notes missing or changed, or files the catalog does not know"
 
 
+class PruneRefusedError(AdbVoiceError):
+    """`prune` cannot prove the archive holds the notes apart from the phone: nothing deleted."""
+
+    exit_code = 50
+    summary = "prune refused: the archive may be on the phone itself, or the phone cannot hash its notes"
+
+
+class PruneNeedsConfirmationError(AdbVoiceError):
+    exit_code = 51
+    summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

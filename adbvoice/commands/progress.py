@@ -31,6 +31,9 @@ class EventPrinter:
             if self._tty and event.files:
                 from tqdm import tqdm  # only on a terminal: importing it costs cron runs 16 ms
 
+                self.close()  # a task of several stages: one bar each
+                self._done_files = 0
+
                 self._bar = tqdm(
                     total=event.bytes, unit="B", unit_scale=True, file=self._stream,
                     desc=f"0/{event.files} notes", leave=False, dynamic_ncols=True,

@@ -202,14 +202,19 @@ def backup_config(
     """The frozen config a backup runs with, from settings already checked by `resolve`."""
     return BackupConfig(
         archive=settings["archive"],
-        connect=ConnectOptions(
-            tcp=parse_tcp_address(settings["tcp"]) if settings["tcp"] else None,
-            serial=settings["serial"],
-            adb_key=settings["adb_key"],
-            auth_timeout_s=auth_timeout_s,
-            io_timeout_s=io_timeout_s,
-        ),
+        connect=connect_options(settings, auth_timeout_s=auth_timeout_s, io_timeout_s=io_timeout_s),
         include_audio=settings["include_audio"],
         layout=Layout.parse(settings["layout"]),
         dry_run=dry_run,
+    )
+
+
+def connect_options(settings: Settings, *, auth_timeout_s: float = 60.0, io_timeout_s: float = 30.0) -> ConnectOptions:
+    """How to reach the phone, for every command that talks to one."""
+    return ConnectOptions(
+        tcp=parse_tcp_address(settings["tcp"]) if settings["tcp"] else None,
+        serial=settings["serial"],
+        adb_key=settings["adb_key"],
+        auth_timeout_s=auth_timeout_s,
+        io_timeout_s=io_timeout_s,
     )

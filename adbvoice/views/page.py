@@ -88,6 +88,7 @@ def _note_data(note: NoteRow, to_archive: PurePosixPath) -> dict:
         "f": source_family(note.source) or "",
         "c": note.codec or "",
         "e": note.audio_error,
+        "o": note.pruned_at[:10] if note.pruned_at else None,  # the day a prune deleted it from the phone
     }
 
 

@@ -35,6 +35,7 @@ class ArchiveStats:
     archive: str
     total: Tally = field(default_factory=Tally)
     unreadable: int = 0
+    pruned: int = 0  # deleted from the phone by `prune`; the archive keeps them
     devices: dict[tuple[str | None, str | None], Tally] = field(default_factory=dict)  # (serial, model)
     months: dict[str, Tally] = field(default_factory=dict)  # "2021-03"; "unknown" when undated
     first: NoteRow | None = None
@@ -59,6 +60,7 @@ class ArchiveStats:
             "archive": self.archive,
             "notes": self.total.notes,
             "unreadable": self.unreadable,
+            "pruned": self.pruned,
             "bytes": self.total.bytes,
             "seconds": round(self.total.seconds, 3),
             "devices": [
@@ -84,6 +86,7 @@ def archive_stats(root: Path) -> ArchiveStats:
     for note in notes:  # in recording order
         stats.total.add(note)
         stats.unreadable += note.audio_error is not None
+        stats.pruned += note.pruned_at is not None
         stats.devices.setdefault((note.device_serial, note.device_model), Tally()).add(note)
         month = note.recorded_on[:7] if note.recorded_on else "unknown"
         stats.months.setdefault(month, Tally()).add(note)
@@ -105,6 +108,7 @@ def stats_lines(stats: ArchiveStats, *, histogram: bool) -> list[str]:
             f"Notes       {total.notes:,}{unreadable}",
             f"Size        {human_bytes(total.bytes)}",
             f"Listening   {human_duration(total.seconds)}",
+            *([f"On phone    no longer, for {stats.pruned:,} (deleted by prune; kept here)"] if stats.pruned else []),
             f"First note  {stats.first.recorded_on}  {stats.first.archive_path}",
             f"Last note   {stats.last.recorded_on}  {stats.last.archive_path}",
         ]
