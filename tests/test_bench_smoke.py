@@ -90,3 +90,13 @@ def test_a_verdict_the_repetitions_disagree_on_is_called_narrow(tiny_run, tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = next(line for line in narrow.with_suffix(".md").read_text().splitlines() if "loopback: ≤ 1.0×" in line)
     assert verdict.endswith("| 0.95× (median; each repetition: 0.90×, 1.20×, 0.95×) | met, narrowly: repetitions on both sides of the target |")
+
+
+def test_the_prune_bench_deletes_with_prune_and_with_both_adbs_and_prints_the_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "results-prune.md"
+    result = subprocess.run([sys.executable, "-m", "bench.prune", "--notes", "20", "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = out.read_text()
+    for name in ("adbvoice prune", "adb 29 shell xargs -0 rm", "adb 36 shell xargs -0 rm"):
+        assert f"| {name} |" in table

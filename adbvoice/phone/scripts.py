@@ -221,20 +221,25 @@ def hash_command(tool: str) -> str:
 
 
 DELETE_SCRIPT = (
+    "out=; set --; "
     "while IFS= read -r -d '' p && IFS= read -r -d '' want; do "
-    "if [ -L \"$p\" ] || [ ! -f \"$p\" ]; then printf 'S\\0'; continue; fi; "
+    "if [ -L \"$p\" ] || [ ! -f \"$p\" ]; then out=${{out}}S; continue; fi; "
     "got=$({tool} < \"$p\" 2>/dev/null); "
-    "if [ \"${{got%% *}}\" != \"$want\" ]; then printf 'C\\0'; "
-    "elif rm -f -- \"$p\" 2>/dev/null && [ ! -e \"$p\" ]; then printf 'D\\0'; "
-    "else printf 'F\\0'; fi; "
-    "done"
+    "if [ \"${{got%% *}}\" = \"$want\" ]; then out=${{out}}M; set -- \"$@\" \"$p\"; else out=${{out}}C; fi; "
+    "done; "
+    "[ $# -eq 0 ] || rm -f -- \"$@\" 2>/dev/null; "
+    "while [ -n \"$out\" ]; do c=${{out%\"${{out#?}}\"}}; out=${{out#?}}; "
+    "if [ $c = M ]; then if [ -e \"$1\" ] || [ -L \"$1\" ]; then c=F; else c=D; fi; shift; fi; "
+    "print -n \"$c\\\\0\"; done"
 )
-"""Deletes the notes given on stdin, one at a time, each only if it is still a regular file
-(never a link: -L first, then rm removes a name, never follows one) whose hash, taken by
-the phone right before the rm, is the one given. One record per note, in order: D deleted,
-C its bytes changed, S not a regular file (any more), F the rm failed. Paths and hashes come
-NUL-separated on stdin, never on the command line, so no name can be read as a word or an
-option (`--` too). mksh's `read -d ''` splits on NUL."""
+"""Deletes the notes given on stdin, each only if it is still a regular file (never a link:
+-L first, and rm removes a name, never follows one) whose hash, taken by the phone just
+before the rm, is the one given. The notes that pass go to one `rm` (a process per note is
+what a phone's time goes on: one hash each is the price of the check, a second process for
+the rm is not); one record per note, in order: D deleted, C its bytes changed, S not a
+regular file (any more), F the rm failed. Paths and hashes come NUL-separated on stdin,
+never on the command line, so no name can be read as a word or an option (`--` too);
+mksh's `read -d ''` splits on NUL, and `print` is its builtin (printf is not)."""
 
 DELETED, CHANGED, NOT_A_FILE, DELETE_FAILED = "D", "C", "S", "F"
 
