@@ -332,3 +332,19 @@ def test_a_prune_killed_midway_is_finished_by_the_next_and_the_catalog_matches_t
         assert run_cli("verify", archive).exit_code == 0
     if kill_when == "deleting":
         assert 0 < partly < len(notes)
+
+
+def test_a_backup_after_a_prune_finds_nothing_new_and_sees_a_note_put_back(backed_up_phone, archive):
+    phone, tree = backed_up_phone
+    assert run_cli("prune", archive, "--tcp", phone.address, "--yes").exit_code == 0
+    after = run_cli("backup", archive, "--tcp", phone.address)
+    assert after.exit_code == 0, after.stderr
+    assert after.stdout.startswith("no new voice notes, 1 already archived")  # today's; nothing missing
+
+    note = archived_voice_notes(tree)[0]
+    row = next(r for r in json.loads(run_cli("ls", archive, "--json").stdout) if r["sha256"] == note.sha256)
+    shutil.copyfile(archive / row["archive_path"], note.local_path)  # put back by hand, as restore will
+    os.utime(note.local_path, (note.mtime, note.mtime))
+    assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 0
+    row = next(r for r in json.loads(run_cli("ls", archive, "--json").stdout) if r["sha256"] == note.sha256)
+    assert row["pruned_at"] is None  # on the phone again

@@ -127,6 +127,7 @@ def _backup_locked(
     try:
         survey, sources = _survey(phone, config, report, catalog)
         identity = survey.identity
+        catalog.unmark(identity.serial, [e.path for e in survey.entries])  # pruned notes put back on the phone
         run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
         plan = _plan(survey, sources, catalog, config)
         _announce(plan, survey, report, on_event)
