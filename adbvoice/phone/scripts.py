@@ -206,8 +206,9 @@ def _is_hex(text: bytes | bytearray, length: int) -> bool:
 # --- pruning: the phone's own hash of a note, and deleting it -------------------------------
 
 PRUNE_HASHES = {"sha256sum": SHA256_HEX, "md5sum": 32}
-"""What a prune compares, best first: toybox has had sha256sum since 0.7.0 (Android 7, 2016);
-md5sum is the fallback for a phone without it. The archive's copy is hashed the same way."""
+"""What a prune compares, best first: toybox has sha256sum since 0.7.2 (July 2016, in builds
+with the libcrypto Android uses), so from Android 8 on; md5sum, older in toybox, is the
+fallback for a phone without it. The archive's copy is hashed the same way."""
 
 
 def hash_tool_script() -> str:
