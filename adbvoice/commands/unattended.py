@@ -14,6 +14,7 @@ from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.commands.notices import NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
@@ -31,6 +32,7 @@ def watch(
         float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
     ] = 5.0,
     log_file: LogFileOpt = None,
+    notify: NotifyOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Wait for phones and back each one up once every time it is plugged in (or, with
@@ -38,15 +40,19 @@ def watch(
 
     Example: adbvoice watch --tcp 192.168.1.20
     """
+    from adbvoice.unattended.notify import of_backup
     from adbvoice.unattended.watch import Result, Watcher
 
-    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify)))
     config = call(verbose, lambda: backup_config(settings))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=False, verbose=verbose)
+    notices = notifier(settings["notify"], log, quiet=False)
 
     def on_result(result: Result) -> None:
         printer.close()  # the finished backup's progress bar
+        if notices is not None:
+            notices.notify(of_backup(result.key, result.report, result.error, unplug=config.connect.tcp is None))
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
             print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
@@ -59,7 +65,8 @@ def watch(
         print(f"{when} {report.device}: {report.summary_line()}", flush=True)
 
     cancel = CancelToken()
-    watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)
+    watcher = Watcher(config, interval_s=interval, on_event=with_prompts(printer, notices), on_result=on_result,
+                      cancel=cancel, log=log)
     try:
         with signals_cancel(cancel):
             call(verbose, watcher.run)

@@ -62,6 +62,7 @@ SETTINGS = {
         Setting("include_audio", "flag", False),
         Setting("layout", "text", DEFAULT_LAYOUT, Layout.parse),
         Setting("log_file", "path", None),
+        Setting("notify", "flag", False),
     )
 }
 
