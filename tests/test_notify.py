@@ -53,7 +53,11 @@ def test_a_usb_backup_that_saved_notes_says_how_many_how_long_and_safe_to_unplug
         again = run_cli("backup", archive, "--notify")  # nothing new: nothing to say
         assert again.exit_code == 0
         assert len(desktop.wait_shown(1)) == 1
-        assert result.stderr == again.stderr == ""
+        asked = run_cli("backup", archive, "--notify-always")  # unless asked
+        assert asked.exit_code == 0
+        *_, nothing = desktop.wait_shown(2)
+        assert (nothing.summary, nothing.body) == ("Pixel 7 (R58M12345): no new voice notes", "Safe to unplug.")
+        assert result.stderr == again.stderr == asked.stderr == ""
 
 
 def test_a_phone_that_waits_for_a_tap_and_a_failed_backup_each_say_what_to_do(

@@ -14,18 +14,24 @@ from adbvoice.backup.report import RunReport
 from adbvoice.events import Event
 from adbvoice.unattended import notify
 from adbvoice.unattended.runlog import RunLog
+from adbvoice.unattended.settings import Settings
 
 NotifyOpt = Annotated[
     Optional[bool],
     typer.Option("--notify/--no-notify", help="A desktop notification when a backup saved new notes, failed, "
                  "or waits for a tap on the phone.", show_default=False),
 ]
+NotifyAlwaysOpt = Annotated[
+    Optional[bool],
+    typer.Option("--notify-always/--no-notify-always", help="--notify, and a notification also when nothing "
+                 "was new.", show_default=False),
+]
 
 
-def notifier(enabled: bool, log: RunLog | None, *, quiet: bool) -> notify.Notifier | None:
-    """None unless asked for. No notification service is said once: in the log file when
+def notifier(settings: Settings, log: RunLog | None, *, quiet: bool) -> notify.Notifier | None:
+    """None unless asked for (`notify` or `notify_always`). No notification service is said once: in the log file when
     there is one (cron mails nothing for it), else on stderr unless --quiet."""
-    if not enabled:
+    if not (settings["notify"] or settings["notify_always"]):
         return None
 
     def unavailable(reason: str) -> None:
@@ -38,7 +44,7 @@ def notifier(enabled: bool, log: RunLog | None, *, quiet: bool) -> notify.Notifi
         if not quiet:
             print(f"adbvoice: no desktop notification: {reason}", file=sys.stderr, flush=True)
 
-    return notify.Notifier(unavailable)
+    return notify.Notifier(unavailable, always=settings["notify_always"])
 
 
 def with_prompts(on_event: Callable[[Event], None], notifier: notify.Notifier | None) -> Callable[[Event], None]:
@@ -65,5 +71,5 @@ def announced(notifier: notify.Notifier | None, phone: str, *, unplug: bool,
     except errors.AdbVoiceError as exc:
         notifier.notify(notify.of_backup(phone, None, exc, unplug=unplug))
         raise
-    notifier.notify(notify.of_backup(phone, report, None, unplug=unplug))
+    notifier.notify(notify.of_backup(phone, report, None, unplug=unplug, always=notifier.always))
     return report

@@ -25,7 +25,7 @@ from adbvoice.commands.common import (
     call,
     fail,
 )
-from adbvoice.commands.notices import NotifyOpt, notifier, with_prompts
+from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
@@ -44,6 +44,7 @@ def watch(
     ] = 5.0,
     log_file: LogFileOpt = None,
     notify: NotifyOpt = None,
+    notify_always: NotifyAlwaysOpt = None,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
     include_audio: IncludeAudioOpt = None,
@@ -58,18 +59,19 @@ def watch(
     from adbvoice.unattended.notify import of_backup
     from adbvoice.unattended.watch import Result, Watcher
 
-    flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, serial=serial, adb_key=adb_key,
-                 include_audio=include_audio, layout=layout)
+    flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, notify_always=notify_always,
+                 serial=serial, adb_key=adb_key, include_audio=include_audio, layout=layout)
     settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(settings))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=False, verbose=verbose)
-    notices = notifier(settings["notify"], log, quiet=False)
+    notices = notifier(settings, log, quiet=False)
 
     def on_result(result: Result) -> None:
         printer.close()  # the finished backup's progress bar
         if notices is not None:
-            notices.notify(of_backup(result.key, result.report, result.error, unplug=config.connect.tcp is None))
+            notices.notify(of_backup(result.key, result.report, result.error, unplug=config.connect.tcp is None,
+                                     always=notices.always))
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
             print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)

@@ -18,11 +18,15 @@ from adbvoice.unattended import desktop
 from adbvoice.unattended.desktop import Notice, NotificationUnavailable
 
 
-def saved(report: RunReport, *, unplug: bool) -> Notice | None:
-    """`Pixel 7 (R58M12345): 12 new voice notes saved` / `14 min of audio. Safe to unplug.`"""
+def saved(report: RunReport, *, unplug: bool, always: bool = False) -> Notice | None:
+    """`Pixel 7 (R58M12345): 12 new voice notes saved` / `14 min of audio. Safe to unplug.`;
+    when nothing was new, nothing (or, with `always`, that nothing was new)."""
     count = len(report.new_notes)
-    if not count or report.dry_run:
+    if report.dry_run:
         return None
+    if not count:
+        done = "Safe to unplug." if unplug else "Nothing to do."
+        return Notice(f"{report.device}: no new voice notes", done) if always and not report.errors else None
     notes = "1 new voice note" if count == 1 else f"{count:,} new voice notes"
     body = [f"{human_duration(report.audio_seconds)} of audio."]
     if report.errors:
@@ -49,18 +53,19 @@ _NOT_FAILURES = (errors.InterruptedRun, errors.ArchiveLockedError)
 
 
 def of_backup(phone: str, report: RunReport | None, error: errors.AdbVoiceError | None, *,
-              unplug: bool) -> Notice | None:
+              unplug: bool, always: bool = False) -> Notice | None:
     """The one notice a finished backup gets, if any."""
     if error is not None:
         return None if isinstance(error, _NOT_FAILURES) else failed(phone, error)
-    return saved(report, unplug=unplug) if report is not None else None
+    return saved(report, unplug=unplug, always=always) if report is not None else None
 
 
 class Notifier:
     """Shows notices through `show` (the desktop's, by default); says once when it cannot."""
 
-    def __init__(self, on_unavailable: Callable[[str], None],
+    def __init__(self, on_unavailable: Callable[[str], None], *, always: bool = False,
                  show: Callable[[Notice], None] = desktop.show) -> None:
+        self.always = always  # also when nothing was new
         self._on_unavailable = on_unavailable
         self._show = show
         self._said_unavailable = False

@@ -65,7 +65,7 @@ def parse_every(text: str) -> Every:
 def backup_command(settings: Settings, log_file: Path) -> list[str]:
     """The scheduled backup's argv: absolute interpreter, archive and log; no environment needed."""
     argv = _command(settings, "backup", log_file, ["--if-present", "--quiet"])
-    return argv + ["--notify"] if settings["notify"] else argv
+    return argv + ["--notify"] if settings["notify"] and not settings["notify_always"] else argv
 
 
 def watch_command(settings: Settings, log_file: Path) -> list[str]:
@@ -73,7 +73,7 @@ def watch_command(settings: Settings, log_file: Path) -> list[str]:
     settings say `notify = false` (a watch is for plugging in and walking away)."""
     argv = _command(settings, "watch", log_file, [])
     off = settings.source("notify") != FROM_DEFAULT and not settings["notify"]
-    return argv if off else argv + ["--notify"]
+    return argv if off or settings["notify_always"] else argv + ["--notify"]
 
 
 def _command(settings: Settings, command: str, log_file: Path, options: list[str]) -> list[str]:
@@ -87,6 +87,8 @@ def _command(settings: Settings, command: str, log_file: Path, options: list[str
             argv += [flag, str(settings[name])]
     if settings["include_audio"]:
         argv.append("--include-audio")
+    if settings["notify_always"]:
+        argv.append("--notify-always")
     return argv
 
 
