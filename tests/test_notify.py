@@ -9,10 +9,11 @@ import pytest
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
 from adbvoice.phone import usb
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 from tests.desktop import DesktopSession
 from tests.test_backup_errors import BridgedUsb
 from tests.test_schedule import log_lines
+from tests.test_watch import Watching
 
 
 @pytest.fixture
@@ -104,3 +105,25 @@ def test_with_no_notification_server_the_backup_succeeds_and_says_so_once_in_the
     assert again.exit_code == 0 and "2 new voice notes" in again.stdout
     assert again.stderr == "adbvoice: no desktop notification: no desktop session bus here " \
                            "(DBUS_SESSION_BUS_ADDRESS is not set)\n"
+
+
+
+def test_a_watch_with_no_notification_server_says_so_once_however_many_backups_it_makes(
+    bus, clean_tree, archive, tmp_path
+):
+    log = tmp_path / "watch.log"
+    address = f"127.0.0.1:{free_port()}"
+    phone = EmulatedPhone(clean_tree.root, port=int(address.split(":")[1]))
+    with Watching(archive, "--tcp", address, "--interval", "0.05", "--notify", "--log-file", log, "-v") as watching:
+        for arrival in (1, 2):
+            gone = watching.looks("none")
+            watching.wait_for(lambda: watching.looks("none") > gone, "a look without the phone")
+            phone.start()
+            watching.wait_for(lambda: len(watching.backups()) == arrival, f"backup {arrival}")
+            phone.stop()
+            add_notes(clean_tree, 2)
+        code = watching.stop()
+    assert code == 0, watching.output()
+    assert [line.get("outcome") or line.get("notification") for line in log_lines(log)] == \
+        ["ok", "unavailable", "ok"]
+    assert not [line for line in watching.err if "notification" in line]  # the log file said it
