@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
+from adbvoice.emulator.faults import Faults
 from adbvoice.emulator.phonetree import add_notes, build_phone_tree
 from adbvoice.phone import usb
 from tests.conftest import free_port, run_cli
@@ -85,6 +86,16 @@ def test_a_phone_that_waits_for_a_tap_and_a_failed_backup_each_say_what_to_do(
         assert run_cli("backup", archive, "--tcp", phone.address, "--no-notify").exit_code == 18
     assert len(desktop.wait_shown(3)) == 3
 
+
+def test_a_backup_that_could_not_copy_a_note_does_not_say_safe(desktop, clean_tree, archive, monkeypatch):
+    victim = next(n for n in clean_tree.notes if n.is_note)
+    with EmulatedPhone(clean_tree.root, serial="R58M12345", faults=Faults(fail_paths=victim.phone_path)) as phone:
+        monkeypatch.setattr(usb, "transports", lambda: [BridgedUsb("R58M12345", phone.address)])
+        assert run_cli("backup", archive, "--notify").exit_code == 4
+        assert phone.faults_fired["fail_path"] == 1
+    (shown,) = desktop.wait_shown(1)
+    assert shown.summary == "Pixel 7 (R58M12345): 5 new voice notes saved" and shown.urgency == "CRITICAL"
+    assert shown.body.endswith(" of audio. 1 could not be copied; the next backup tries again.")
 
 def test_with_no_notification_server_the_backup_succeeds_and_says_so_once_in_the_log(
     bus, clean_tree, archive, tmp_path, monkeypatch
