@@ -29,8 +29,9 @@ NotifyAlwaysOpt = Annotated[
 
 
 def notifier(settings: Settings, log: RunLog | None, *, quiet: bool) -> notify.Notifier | None:
-    """None unless asked for (`notify` or `notify_always`). No notification service is said once: in the log file when
-    there is one (cron mails nothing for it), else on stderr unless --quiet."""
+    """None unless asked for (`notify` or `notify_always`). No notification service is
+    said once: in the log file when there is one (cron mails nothing for it), else on
+    stderr unless --quiet."""
     if not (settings["notify"] or settings["notify_always"]):
         return None
 
@@ -69,7 +70,7 @@ def announced(notifier: notify.Notifier | None, phone: str, *, unplug: bool,
     try:
         report = work()
     except errors.AdbVoiceError as exc:
-        notifier.notify(notify.of_backup(phone, None, exc, unplug=unplug))
+        notifier.backup_ended(phone, None, exc, unplug=unplug)
         raise
-    notifier.notify(notify.of_backup(phone, report, None, unplug=unplug, always=notifier.always))
+    notifier.backup_ended(phone, report, None, unplug=unplug)
     return report

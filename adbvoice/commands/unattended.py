@@ -56,7 +56,6 @@ def watch(
 
     Example: adbvoice watch --tcp 192.168.1.20
     """
-    from adbvoice.unattended.notify import of_backup
     from adbvoice.unattended.watch import Result, Watcher
 
     flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, notify_always=notify_always,
@@ -70,8 +69,7 @@ def watch(
     def on_result(result: Result) -> None:
         printer.close()  # the finished backup's progress bar
         if notices is not None:
-            notices.notify(of_backup(result.key, result.report, result.error, unplug=config.connect.tcp is None,
-                                     always=notices.always))
+            notices.backup_ended(result.key, result.report, result.error, unplug=config.connect.tcp is None)
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
             print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)

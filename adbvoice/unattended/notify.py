@@ -25,8 +25,10 @@ def saved(report: RunReport, *, unplug: bool, always: bool = False) -> Notice | 
     if report.dry_run:
         return None
     if not count:
-        done = "Safe to unplug." if unplug else "Nothing to do."
-        return Notice(f"{report.device}: no new voice notes", done) if always and not report.errors else None
+        if not always or report.errors:
+            return None
+        return Notice(f"{report.device}: no new voice notes",
+                      "Safe to unplug." if unplug else "Everything was archived already.")
     notes = "1 new voice note" if count == 1 else f"{count:,} new voice notes"
     body = [f"{human_duration(report.audio_seconds)} of audio."]
     if report.errors:
@@ -54,7 +56,8 @@ _NOT_FAILURES = (errors.InterruptedRun, errors.ArchiveLockedError)
 
 def of_backup(phone: str, report: RunReport | None, error: errors.AdbVoiceError | None, *,
               unplug: bool, always: bool = False) -> Notice | None:
-    """The one notice a finished backup gets, if any."""
+    """The one notice a finished backup gets, if any (`phone` names it when the backup
+    failed before the phone said who it is)."""
     if error is not None:
         return None if isinstance(error, _NOT_FAILURES) else failed(phone, error)
     return saved(report, unplug=unplug, always=always) if report is not None else None
@@ -65,10 +68,14 @@ class Notifier:
 
     def __init__(self, on_unavailable: Callable[[str], None], *, always: bool = False,
                  show: Callable[[Notice], None] = desktop.show) -> None:
-        self.always = always  # also when nothing was new
+        self._always = always  # also when nothing was new
         self._on_unavailable = on_unavailable
         self._show = show
         self._said_unavailable = False
+
+    def backup_ended(self, phone: str, report: RunReport | None, error: errors.AdbVoiceError | None, *,
+                     unplug: bool) -> None:
+        self.notify(of_backup(phone, report, error, unplug=unplug, always=self._always))
 
     def notify(self, notice: Notice | None) -> None:
         if notice is None:
