@@ -30,6 +30,7 @@ LIBRARY_HOMES = {
     "sqlite3": ("adbvoice/archive/catalog.py",),
     "mutagen": ("adbvoice/archive/metadata.py",),
     "adb_shell": ("adbvoice/phone/",),
+    "zeroconf": ("adbvoice/phone/mdns.py", "adbvoice/emulator/mdns.py"),
 }
 
 
