@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MODES = ("none", "any", "keys", "refuse", "pending")
 
@@ -102,13 +104,31 @@ class AuthPolicy:
 
 
 class Gatekeeper:
-    """Phone-wide authorization state: the trusted keys and the Allow dialog's clock."""
+    """Phone-wide authorization state: the trusted keys and the Allow dialog's clock.
 
-    def __init__(self, policy: AuthPolicy) -> None:
+    Keys added by Wireless-debugging pairing are kept in `keys_file` (adbd's
+    /data/misc/adb/adb_keys), one line each, so a paired computer stays paired across
+    the phone's restarts; they are trusted from the start, in every mode but refuse."""
+
+    def __init__(self, policy: AuthPolicy, keys_file: Path | None = None) -> None:
         self.policy = policy
+        self.keys_file = keys_file
         self._lock = threading.Lock()
         self._trusted: dict[str, AdbPublicKey] = {}
         self._first_offer: float | None = None
+        if keys_file is not None and keys_file.exists():
+            for line in keys_file.read_text().splitlines():
+                with contextlib.suppress(ValueError):  # adbd skips lines it cannot decode
+                    self._trust(parse_public_key(line))
+
+    def add_paired(self, key_text: str) -> None:
+        """A computer paired with a code or a QR code: trust its key, now and after restarts."""
+        key = parse_public_key(key_text)
+        self._trust(key)
+        if self.keys_file is not None:
+            self.keys_file.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock, self.keys_file.open("a") as file:
+                file.write(key.text + "\n")
 
     @property
     def required(self) -> bool:
