@@ -32,6 +32,7 @@ LIBRARY_HOMES = {
     "adb_shell": ("adbvoice/phone/",),
     "zeroconf": ("adbvoice/phone/mdns.py", "adbvoice/emulator/mdns.py"),
     "nacl": ("adbvoice/phone/spake2.py",),
+    "segno": ("adbvoice/commands/pairing.py",),
     "OpenSSL": ("adbvoice/phone/pairing_wire.py", "adbvoice/emulator/"),
 }
 

@@ -151,6 +151,6 @@ def pair(host: str, port: int, secret: str, key_path: Path, timeout: float = 15.
                                             "(the pairing dialog closed?)") from exc
         except PairingProtocolError as exc:
             raise errors.PairingClosedError(f"{where} is not a phone's pairing service: {exc}") from exc
-    if answer.kind != DEVICE_GUID or not answer.text:
+    if answer.kind != DEVICE_GUID or not answer.text or not answer.text.isprintable() or len(answer.text) > 255:
         raise errors.PairingClosedError(f"{where} paired but did not say which phone it is")
     return answer.text
