@@ -88,6 +88,7 @@ class EmulatedPhone:
         self.shell_available = False
         self._faults = FaultState(faults)
         self.state_dir = self._own_state_dir(state_dir)
+        # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
         self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
         self._storage = PhoneStorage(root, self.state_dir / "data")
         self._lock = threading.Lock()
@@ -142,7 +143,7 @@ class EmulatedPhone:
         if service is not None and secret is None:
             raise ValueError("a QR code always carries a password")
         return PairingDialog(self.guid, secret if secret is not None else new_code(),
-                             self._gatekeeper.add_paired, host=self.host, port=port, service=service)
+                             self._gatekeeper.allow, host=self.host, port=port, service=service)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -249,7 +250,8 @@ class EmulatedPhone:
 
     @property
     def trusted_keys(self) -> set[str]:
-        """adb public keys accepted so far (listed keys that signed, keys allowed)."""
+        """adb public keys accepted so far (listed keys that signed, keys allowed), kept in
+        the state folder's data/misc/adb/adb_keys."""
         return self._gatekeeper.trusted_keys
 
     # -- internals ----------------------------------------------------------------------------
