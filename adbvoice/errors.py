@@ -150,6 +150,13 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class TlsNotTrustedError(AdbVoiceError):
+    """Wireless debugging: the phone ended TLS after seeing our key (it forgot this computer)."""
+
+    exit_code = 52
+    summary = "this phone no longer trusts this computer for Wireless debugging: pair again"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

@@ -30,6 +30,7 @@ LIBRARY_HOMES = {
     "sqlite3": ("adbvoice/archive/catalog.py",),
     "mutagen": ("adbvoice/archive/metadata.py",),
     "adb_shell": ("adbvoice/phone/",),
+    "OpenSSL": ("adbvoice/emulator/tls.py",),
 }
 
 

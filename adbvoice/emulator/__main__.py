@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "35 is USB-2-like, 6 Wi-Fi-like (default unlimited)")
     parser.add_argument("--no-shell", action="store_true",
                         help="no shell: shell/exec services answer with an error (sync still works)")
+    parser.add_argument("--tls", action="store_true",
+                        help="a Wireless-debugging port: TLS only, for keys the phone trusts "
+                        "(--auth keys: the --auth-key files and the keys in --state-dir)")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="what the phone keeps across restarts (trusted keys, /data/local/tmp); "
+                        "default: a temporary folder")
     parser.add_argument("--serial", default="EMU0001", help="ro.serialno (default EMU0001)")
     parser.add_argument("--model", default="Pixel 7", help='ro.product.model (default "Pixel 7")')
     return parser
@@ -124,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         phone = EmulatedPhone(args.phone_dir, host=args.host, port=args.port, serial=args.serial,
                               model=args.model, auth=auth, link=link,
-                              shell=False if args.no_shell else None)
+                              shell=False if args.no_shell else None, tls=args.tls,
+                              state_dir=args.state_dir)
         phone.start()
-    except (FileNotFoundError, NotADirectoryError, SandboxError) as e:
+    except (FileNotFoundError, NotADirectoryError, SandboxError, ValueError) as e:  # ValueError: a bad adb_keys
         _fail(str(e))
     except OSError as e:
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")

@@ -20,6 +20,7 @@ from adbvoice.emulator.log import PacketLog
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
 from adbvoice.emulator.storage import PhoneStorage
+from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class EmulatedPhone:
 
     `with EmulatedPhone(folder) as phone:` listens on `phone.address`; Google's adb
     (`adb connect`) and adb-shell talk to it as to a phone whose /sdcard is `folder`.
+    With `tls=True` the port is a Wireless-debugging one: TLS only, for trusted keys.
     The fault state, the trusted keys and the packet log live as long as the object,
     across stop() and start() (which rebinds the same port: a phone that leaves and
     comes back).
@@ -61,6 +63,7 @@ class EmulatedPhone:
         faults: Faults = Faults(),
         link: LinkProfile = LinkProfile(),
         state_dir: Path | None = None,
+        tls: bool = False,
     ) -> None:
         root = Path(root)
         if not root.exists():
@@ -85,8 +88,10 @@ class EmulatedPhone:
         self.connections_accepted = 0
         self.shell_available = False
         self._faults = FaultState(faults)
-        self._gatekeeper = Gatekeeper(auth)
         self.state_dir = self._own_state_dir(state_dir)
+        # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
+        self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
+        self.tls = tls
         self._storage = PhoneStorage(root, self.state_dir / "data")
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
@@ -228,8 +233,13 @@ class EmulatedPhone:
 
     @property
     def trusted_keys(self) -> set[str]:
-        """adb public keys accepted so far (listed keys that signed, keys allowed)."""
+        """adb public keys accepted so far (listed keys that signed, keys allowed), kept in
+        the state folder's data/misc/adb/adb_keys."""
         return self._gatekeeper.trusted_keys
+
+    def trust_key(self, key_text: str) -> None:
+        """Trust an adb public key (an adbkey.pub line) as if allowed or paired."""
+        self._gatekeeper.allow(key_text)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -259,6 +269,7 @@ class EmulatedPhone:
             faults=self._faults,
             gatekeeper=self._gatekeeper,
             link=self.link,
+            tls=device_context(self._gatekeeper.trusts_tls_key) if self.tls else None,
             sandbox=self._sandbox,
             next_stream_id=self._new_stream_id,
             violation=self._violation,
