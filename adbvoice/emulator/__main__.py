@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                               shell=False if args.no_shell else None, tls=args.tls,
                               state_dir=args.state_dir)
         phone.start()
-    except (FileNotFoundError, NotADirectoryError, SandboxError, ValueError) as e:  # ValueError: a bad adb_keys
+    except (FileNotFoundError, NotADirectoryError, SandboxError) as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}")
