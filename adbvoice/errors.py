@@ -157,6 +157,20 @@ class TlsNotTrustedError(AdbVoiceError):
     summary = "this phone no longer trusts this computer for Wireless debugging: pair again"
 
 
+class PhoneNotOnNetworkError(AdbVoiceError):
+    """--wifi: mDNS did not find the phone, and its last known address did not answer either."""
+
+    exit_code = 53
+    summary = "the remembered phone is not on the network (Wireless debugging off, or mDNS blocked)"
+
+
+class WrongPhoneError(AdbVoiceError):
+    """--wifi: another phone answered at the remembered phone's address."""
+
+    exit_code = 54
+    summary = "a different phone answered at the remembered phone's address"
+
+
 class PairingCodeWrongError(AdbVoiceError):
     exit_code = 56
     summary = "pairing failed: the phone refused the pairing code"

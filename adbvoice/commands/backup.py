@@ -16,10 +16,10 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -55,6 +55,8 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
 def backup(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
     adb_key: Annotated[
         Optional[Path],
@@ -91,13 +93,14 @@ def backup(
 
     Settings not given here come from ADBVOICE_<NAME> variables, then the config file.
 
-    Example: adbvoice backup --tcp 192.168.1.20
+    Example: adbvoice backup --tcp 192.168.1.20, or adbvoice backup --wifi
     """
     from adbvoice.unattended.presence import backup_once
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
-                 layout=layout, log_file=log_file)
+                 layout=layout, log_file=log_file, wifi=wifi or None, phone=phone)
     settings = call(verbose, lambda: resolve(flags))
+    choice = call(verbose, lambda: wifi_choice(settings))
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
     ))
@@ -109,7 +112,8 @@ def backup(
     silent = (errors.ArchiveLockedError,) if if_present else ()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present), silent)
+            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present,
+                                                         wifi_choice=choice), silent)
     finally:
         printer.close()
     if report is None:

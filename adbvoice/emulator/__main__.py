@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls", action="store_true",
                         help="a Wireless-debugging port: TLS only, for keys the phone trusts "
                         "(--auth keys: the --auth-key files and the keys in --state-dir)")
+    parser.add_argument("--announce", action="store_true",
+                        help="with --tls: announce the port by mDNS as _adb-tls-connect._tcp, named by the GUID")
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
                         help="what the phone keeps across restarts (trusted keys, /data/local/tmp); "
                         "default: a temporary folder")
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         phone = EmulatedPhone(args.phone_dir, host=args.host, port=args.port, serial=args.serial,
                               model=args.model, auth=auth, link=link,
                               shell=False if args.no_shell else None, tls=args.tls,
-                              state_dir=args.state_dir)
+                              announce=args.announce, state_dir=args.state_dir)
         phone.start()
     except (FileNotFoundError, NotADirectoryError, SandboxError) as e:
         _fail(str(e))
