@@ -150,6 +150,27 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class TlsNotTrustedError(AdbVoiceError):
+    """Wireless debugging: the phone ended TLS after seeing our key (it forgot this computer)."""
+
+    exit_code = 52
+    summary = "this phone no longer trusts this computer for Wireless debugging: pair again"
+
+
+class PhoneNotOnNetworkError(AdbVoiceError):
+    """--wifi: mDNS did not find the phone, and its last known address did not answer either."""
+
+    exit_code = 53
+    summary = "the remembered phone is not on the network (Wireless debugging off, or mDNS blocked)"
+
+
+class WrongPhoneError(AdbVoiceError):
+    """--wifi: another phone answered at the remembered phone's address."""
+
+    exit_code = 54
+    summary = "a different phone answered at the remembered phone's address"
+
+
 class PairingCodeWrongError(AdbVoiceError):
     exit_code = 56
     summary = "pairing failed: the phone refused the pairing code"

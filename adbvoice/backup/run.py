@@ -58,7 +58,15 @@ def _survey(
     candidates = sources_for(config.include_audio)
     known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
     survey = phone.survey([s.path for s in candidates], known)
-    report.device = survey.identity.label
+    identity = survey.identity
+    if config.expect_serial and identity.serial != config.expect_serial:
+        raise errors.WrongPhoneError(
+            f"{identity.label} answered over {identity.transport}, not the remembered phone (serial "
+            f"{config.expect_serial}): another device has its address now; nothing was copied"
+        )
+    report.device = identity.label
+    report.device_serial = identity.serial
+    report.device_model = identity.model
     report.listed_by = survey.listed_by
     report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
     present = []

@@ -16,11 +16,11 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -56,6 +56,8 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
 def backup(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
     adb_key: Annotated[
         Optional[Path],
@@ -94,13 +96,15 @@ def backup(
 
     Settings not given here come from ADBVOICE_<NAME> variables, then the config file.
 
-    Example: adbvoice backup --tcp 192.168.1.20
+    Example: adbvoice backup --tcp 192.168.1.20, or adbvoice backup --wifi
     """
     from adbvoice.unattended.presence import backup_once, target_of
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
-                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always)
+                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
+                 wifi=wifi or None, phone=phone)
     settings = call(verbose, lambda: resolve(flags))
+    choice = call(verbose, lambda: wifi_choice(settings))
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
     ))
@@ -115,8 +119,9 @@ def backup(
     try:
         with signals_cancel(cancel):
             report = call(verbose, lambda: announced(
-                notices, target_of(config.connect), unplug=config.connect.tcp is None,
-                work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present),
+                notices, target_of(config.connect), unplug=config.connect.tcp is None and choice is None,
+                work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present,
+                                         wifi_choice=choice),
             ), silent)
     finally:
         printer.close()

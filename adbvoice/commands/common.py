@@ -28,6 +28,13 @@ TcpOpt = Annotated[
     typer.Option(metavar="HOST[:PORT]", help="A phone in Wi-Fi debugging mode (port 5555 unless given). "
                  "Without it: USB, or the phones a running adb server holds."),
 ]
+WifiOpt = Annotated[
+    bool, typer.Option("--wifi", help="The phone paired with `adbvoice pair`, found on the network by mDNS "
+                       "(Wireless debugging, Android 11+).")
+]
+PhoneOpt = Annotated[
+    Optional[str], typer.Option(metavar="NAME", help="Which remembered phone, when several are (implies --wifi).")
+]
 LogFileOpt = Annotated[
     Optional[Path], typer.Option(metavar="PATH", help="Append one line per run here (kept under 2 MB).")
 ]
