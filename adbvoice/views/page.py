@@ -23,10 +23,11 @@ from urllib.parse import quote
 from adbvoice import __version__, errors
 from adbvoice.archive.catalog import NoteRow
 from adbvoice.archive.folder import FILE_MODE
+from adbvoice.archive.layout import PAGE_NAME
 from adbvoice.display import human_bytes, human_duration
 from adbvoice.views.listing import catalog_notes, clock_time, source_family
 
-DEFAULT_PAGE = "voice-notes.html"
+DEFAULT_PAGE = PAGE_NAME
 
 
 @dataclass(frozen=True)
