@@ -7,7 +7,7 @@ import json
 import os
 
 from adbvoice.emulator import EmulatedPhone
-from adbvoice.emulator.phonetree import VOICE, build_phone_tree
+from adbvoice.emulator.phonetree import VOICE, add_notes, build_phone_tree
 from tests.conftest import run_cli
 
 
@@ -27,3 +27,53 @@ def test_readmes_order_backup_ls_export_verify_gives_no_false_alarm(phone, archi
     assert "voice-notes.html" not in rebuilt.stderr
     assert run_cli("verify", archive).exit_code == 0
     assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 0
+
+
+def test_a_permanent_oddity_is_told_on_the_first_night_only_even_after_a_rebuild(tmp_path, archive):
+    tree = build_phone_tree(tmp_path / "sdcard", notes=3, broken=False)
+    week = next(p for p in sorted((tree.root / VOICE).iterdir()) if p.is_dir())
+    link = week / "PTT-20240101-WA0099.opus"
+    os.symlink("/etc/passwd", link)
+    shown = f"/sdcard/{VOICE}/{week.name}/{link.name}: a symbolic link, not followed"
+    log = tmp_path / "backup.log"
+    with EmulatedPhone(tree.root) as phone:
+        nightly = ("backup", archive, "--tcp", phone.address, "--if-present", "--quiet", "--log-file", log)
+
+        first = run_cli(*nightly)
+        assert first.exit_code == 3
+        assert first.stderr == f"warning: {shown}\n"  # --quiet, yet a non-zero exit says why
+        assert first.stdout.endswith("already archived, 1 warning\n")
+
+        add_notes(tree, 1)
+        second = run_cli(*nightly)  # the phone changed, so it was listed whole: the link is still there
+        assert (second.exit_code, second.stdout, second.stderr) == (0, "", "")
+        assert "warnings=0 told_before=1 errors=0" in log.read_text().splitlines()[-1]
+
+        assert run_cli("catalog", "rebuild", archive).exit_code == 0
+        from adbvoice.archive.catalog import Catalog
+
+        catalog = Catalog.open(archive / ".adbvoice" / "catalog.sqlite")
+        try:
+            assert "EMU0001" in catalog.listing_fingerprints()  # the rebuild kept what it could prove
+        finally:
+            catalog.close()
+        after_rebuild = run_cli(*nightly)
+        assert (after_rebuild.exit_code, after_rebuild.stdout, after_rebuild.stderr) == (0, "", "")
+
+        told = run_cli("backup", archive, "--tcp", phone.address, "-v", "--dry-run")
+        assert f"warning (told before): {shown}\n" in told.stderr and told.exit_code == 0
+        assert "0 warnings (1 told before, -v shows them)" in told.stdout
+
+        link.unlink()
+        assert run_cli(*nightly).exit_code == 0
+        os.symlink("/etc/passwd", link)  # gone, then back: news again
+        back = run_cli(*nightly)
+        assert (back.exit_code, back.stderr) == (3, f"warning: {shown}\n")
+        as_json = json.loads(run_cli("backup", archive, "--tcp", phone.address, "--json").stdout)
+        assert (as_json["warnings"], as_json["known_warnings"], as_json["exit_code"]) == ([], [shown], 0)
+
+
+def test_the_systemd_timer_counts_completed_with_warnings_as_done(archive):
+    printed = run_cli("schedule", archive, "--every", "1d", "--systemd")
+    assert printed.exit_code == 0
+    assert "\nSuccessExitStatus=3 22\n" in printed.stdout  # the warnings are in the journal, told once

@@ -36,7 +36,9 @@ def signals_cancel(cancel: CancelToken) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, quiet: bool) -> None:
+def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Every warning the run tells is printed, under --quiet too: an exit code other than 0
+    always comes with the reason (a scheduled run's only voice is cron's mail or the journal)."""
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return
@@ -46,8 +48,10 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
     for message in report.errors:
         print(f"adbvoice: {message}", file=sys.stderr)
     for message in report.warnings:
-        printer.warn(message)
-    if not quiet or report.errors:
+        print(f"warning: {message}", file=sys.stderr)
+    for message in report.known_warnings if verbose else ():
+        print(f"warning (told before): {message}", file=sys.stderr)
+    if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 
 
@@ -114,7 +118,7 @@ def backup(
         printer.close()
     if report is None:
         raise typer.Exit(errors.EXIT_OK)
-    print_report(report, printer, as_json=as_json, quiet=quiet)
+    print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
     raise typer.Exit(report.exit_code)
 
 
