@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import VOICE, add_notes, build_phone_tree
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 
 def test_readmes_order_backup_ls_export_verify_gives_no_false_alarm(phone, archive):
@@ -77,3 +79,26 @@ def test_the_systemd_timer_counts_completed_with_warnings_as_done(archive):
     printed = run_cli("schedule", archive, "--every", "1d", "--systemd")
     assert printed.exit_code == 0
     assert "\nSuccessExitStatus=3 22\n" in printed.stdout  # the warnings are in the journal, told once
+
+
+@pytest.mark.parametrize("command", [
+    ["backup", "--tcp", "127.0.0.1:{port}"], ["verify"], ["ls", "--json"], ["ls", "--format", "json"],
+    ["stats"], ["info", "1"], ["catalog", "rebuild"], ["prune", "--tcp", "127.0.0.1:{port}", "--dry-run"],
+])
+def test_with_json_a_failure_is_still_one_json_document(command, tmp_path):
+    port = str(free_port())
+    given = [word.replace("{port}", port) for word in command]
+    if given[0] == "info":
+        given += ["--archive", str(tmp_path)]
+    else:
+        given.insert(1 + given[1:2].count("rebuild"), str(tmp_path))
+    failed = run_cli(*given, *([] if {"--json", "json"} & set(given) else ["--json"]))
+
+    document = json.loads(failed.stdout)  # one document, nothing else on stdout
+    assert document["error"]["exit_code"] == failed.exit_code in (16, 24)
+    assert f"adbvoice: {document['error']['message']}\n" == failed.stderr
+
+
+def test_a_scheduled_json_run_with_no_phone_says_so_in_json(tmp_path):
+    absent = run_cli("backup", tmp_path / "archive", "--tcp", f"127.0.0.1:{free_port()}", "--if-present", "--json")
+    assert absent.exit_code == 0 and json.loads(absent.stdout)["outcome"] == "absent"

@@ -53,7 +53,7 @@ def list_notes(
         )
         return chosen, list_archive(archive_path(archive), keep)
 
-    chosen, notes = call(verbose, work)
+    chosen, notes = call(verbose, work, as_json=as_json or output_format == "json")
     if chosen == "json":
         _print_json([note_json(n) for n in notes])
     elif chosen == "csv":
@@ -71,7 +71,7 @@ def stats(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbose
     """
     from adbvoice.views.stats import archive_stats, stats_lines
 
-    found = call(verbose, lambda: archive_stats(archive_path(archive)))
+    found = call(verbose, lambda: archive_stats(archive_path(archive)), as_json=as_json)
     if as_json:
         _print_json(found.to_json())
     else:
@@ -94,7 +94,7 @@ def info(
     """
     from adbvoice.views.info import info_lines, note_info
 
-    found = call(verbose, lambda: note_info(note, archive, default_archive=archive_path(None)))
+    found = call(verbose, lambda: note_info(note, archive, default_archive=archive_path(None)), as_json=as_json)
     if as_json:
         _print_json(found.to_json())
     else:
@@ -134,7 +134,7 @@ def rebuild(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbo
     """
     from adbvoice.archive.rebuild import rebuild_catalog
 
-    report = call(verbose, lambda: rebuild_catalog(archive_path(archive)))
+    report = call(verbose, lambda: rebuild_catalog(archive_path(archive)), as_json=as_json)
     if as_json:
         _print_json(report.to_json())
     else:

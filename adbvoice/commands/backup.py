@@ -101,11 +101,11 @@ def backup(
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
                  layout=layout, log_file=log_file)
-    settings = call(verbose, lambda: resolve(flags))
+    settings = call(verbose, lambda: resolve(flags), as_json=as_json)
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
-    ))
-    log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
+    ), as_json=as_json)
+    log = call(verbose, lambda: RunLog.open(settings["log_file"]), as_json=as_json) if settings["log_file"] else None
     printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
     cancel = CancelToken()
     # Under --if-present (cron) a run that finds the archive busy is expected: its exit
@@ -113,10 +113,13 @@ def backup(
     silent = (errors.ArchiveLockedError,) if if_present else ()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present), silent)
+            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present),
+                          silent, as_json=as_json)
     finally:
         printer.close()
     if report is None:
+        if as_json:  # a script still gets its one document
+            print(json.dumps({"outcome": "absent", "exit_code": errors.EXIT_OK, "summary": "no phone reachable"}))
         raise typer.Exit(errors.EXIT_OK)
     print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
     raise typer.Exit(report.exit_code)

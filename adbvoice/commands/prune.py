@@ -67,9 +67,10 @@ def prune(
     from adbvoice.prune.run import DEFAULT_FAMILIES, PruneConfig
     from adbvoice.prune.run import prune as run_prune
 
-    families = call(verbose, lambda: _families(source))
-    days = call(verbose, lambda: parse_age(older_than))
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}))
+    families = call(verbose, lambda: _families(source), as_json=as_json)
+    days = call(verbose, lambda: parse_age(older_than), as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}),
+                    as_json=as_json)
     config = PruneConfig(
         archive=settings["archive"],
         connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
@@ -82,7 +83,8 @@ def prune(
     confirm = (lambda _report: True) if yes else _ask
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel))
+            report = call(verbose, lambda: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel),
+                          as_json=as_json)
     finally:
         printer.close()
     _print(report, printer, as_json=as_json, quiet=quiet, verbose=verbose)
