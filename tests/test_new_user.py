@@ -102,3 +102,20 @@ def test_with_json_a_failure_is_still_one_json_document(command, tmp_path):
 def test_a_scheduled_json_run_with_no_phone_says_so_in_json(tmp_path):
     absent = run_cli("backup", tmp_path / "archive", "--tcp", f"127.0.0.1:{free_port()}", "--if-present", "--json")
     assert absent.exit_code == 0 and json.loads(absent.stdout)["outcome"] == "absent"
+
+
+def test_the_word_ls_shows_for_a_source_is_the_word_source_takes(backed_up):
+    shown = {line.split()[5] for line in run_cli("ls", backed_up.root).stdout.splitlines()}  # date time length size unit SOURCE
+    assert {"voice", "business", "legacy", "legacy-business", "audio"} <= shown
+    for word in shown:
+        listed = run_cli("ls", backed_up.root, "--source", word, "--json")
+        assert listed.exit_code == 0 and listed.stdout != "[]\n", (word, listed.stderr)
+    voice = {n["source"] for n in json.loads(run_cli("ls", backed_up.root, "--source", "voice", "--json").stdout)}
+    assert voice == {"voice"}
+    refused = run_cli("ls", backed_up.root, "--source", "personal")
+    assert refused.exit_code == 2 and "use one of voice, business, legacy, audio, legacy-business" in refused.stderr
+
+    page = run_cli("export", "--html", backed_up.root, "-o", backed_up.root.parent / "page.html")
+    assert page.exit_code == 0
+    text = (backed_up.root.parent / "page.html").read_text()
+    assert '"f":"voice"' in text and '"f":"personal"' not in text

@@ -26,7 +26,7 @@ def list_notes(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or after DATE (2021-03-07, 2021-03 or 2021).")] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or before DATE (a month or year: its end).")] = None,
     device: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="From this phone (model or serial); repeatable.")] = None,
-    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it, such as legacy-business); repeatable.")] = None,
     min_duration: Annotated[Optional[str], typer.Option(metavar="SECONDS", help="At least this long (90 or 1:30).")] = None,
     max_duration: Annotated[Optional[str], typer.Option(metavar="SECONDS", help="At most this long (90 or 1:30).")] = None,
     unreadable: Annotated[bool, typer.Option("--unreadable", help="Only notes whose audio could not be read.")] = False,
