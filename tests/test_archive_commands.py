@@ -52,7 +52,8 @@ def backup_again(backed_up, archive):
 # --- ls ----------------------------------------------------------------------------------
 
 
-def test_ls_prints_an_aligned_table_with_lengths_as_minutes_and_human_sizes(backed_up):
+def test_ls_prints_an_aligned_table_with_lengths_as_minutes_and_human_sizes(backed_up, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for every cell whole (see test_new_user.py)
     lines = run_cli("ls", backed_up.root).stdout.splitlines()
 
     assert len(lines) == len(backed_up.notes)  # not a terminal: no header, one line a note

@@ -10,7 +10,7 @@ import pytest
 
 from adbvoice.emulator import EmulatedPhone
 from adbvoice.emulator.phonetree import VOICE, add_notes, build_phone_tree
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, run_on_terminal
 
 
 def test_readmes_order_backup_ls_export_verify_gives_no_false_alarm(phone, archive):
@@ -119,3 +119,23 @@ def test_the_word_ls_shows_for_a_source_is_the_word_source_takes(backed_up):
     assert page.exit_code == 0
     text = (backed_up.root.parent / "page.html").read_text()
     assert '"f":"voice"' in text and '"f":"personal"' not in text
+
+
+def test_ls_fits_a_long_name_to_the_terminal_and_a_pipe_gets_it_whole(tmp_path, archive, monkeypatch):
+    tree = build_phone_tree(tmp_path / "sdcard", notes=3, broken=False)
+    note = next(n for n in tree.notes if n.is_note and n.kind == "voice")
+    long_name = "PTT-20210105-WA0042-" + "x" * 215 + ".opus"  # 240 bytes: as long as a name is kept whole
+    note.local_path.rename(note.local_path.parent / long_name)
+    with EmulatedPhone(tree.root) as phone:
+        assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 0
+
+    monkeypatch.setenv("COLUMNS", "120")
+    shown = run_on_terminal("ls", archive).stdout.splitlines()
+    assert shown[0].split() == ["DATE", "TIME", "LENGTH", "SIZE", "SOURCE", "DEVICE", "NOTE", "AUDIO"]
+    assert all(len(line) < 120 for line in shown), shown
+    long_line = next(line for line in shown if "2021/01/05/PTT-2021" in line)
+    assert "…" in long_line and "x.opus" in long_line and long_line.startswith("2021-01-05  ")
+    assert not any("…" in line for line in shown if line is not long_line)
+
+    piped = run_cli("ls", archive).stdout.splitlines()
+    assert len(piped) == 3 and any(f"2021/01/05/{long_name}" in line for line in piped)

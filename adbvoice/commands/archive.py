@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -59,7 +60,9 @@ def list_notes(
     elif chosen == "csv":
         sys.stdout.write(notes_csv(notes))
     else:
-        for line in table_lines(notes, header=sys.stdout.isatty()):
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        for line in table_lines(notes, header=terminal, width=width):
             print(line)
 
 

@@ -149,20 +149,54 @@ _TABLE = (  # header, value, right-aligned
 )
 
 
-def table_lines(notes: Sequence[NoteRow], *, header: bool) -> list[str]:
-    """Aligned columns, one line per note; the header only when a person is reading."""
+_NOTE, _AUDIO = 6, 7  # the columns that may be long: a name of 255 bytes, why audio is unreadable
+_KEPT = 40  # a NOTE cell is never cut below this: the default layout's paths are 35 characters
+
+
+def table_lines(notes: Sequence[NoteRow], *, header: bool, width: int | None = None) -> list[str]:
+    """Aligned columns, one line per note; the header only when a person is reading.
+    With `width` (a terminal's), every line fits it: the NOTE and AUDIO cells that are too
+    long lose their middle to an ellipsis (the date, time, length and size never do), so
+    no line wraps; without it (a pipe) each line is whole."""
     rows = [[value(n) for _, value, _ in _TABLE] for n in notes]
     if header:
         rows.insert(0, [title for title, _, _ in _TABLE])
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(len(_TABLE))]
+    if width is not None:
+        _fit(widths, width)
     last = len(_TABLE) - 1
     return [
         "  ".join(
             cell.rjust(widths[i]) if right else (cell if i == last else cell.ljust(widths[i]))
-            for i, (cell, (_, _, right)) in enumerate(zip(row, _TABLE))
+            for i, (cell, (_, _, right)) in enumerate(zip(_shortened(row, widths), _TABLE))
         )
         for row in rows
     ]
+
+
+def _fit(widths: list[int], width: int) -> None:
+    """Narrow the NOTE and AUDIO columns until a line fits in `width - 1` columns (a line
+    as wide as the terminal wraps on some): AUDIO first, to a third of the room left (never
+    below its header), then NOTE, never below _KEPT characters: on a terminal too narrow
+    for those, lines wrap rather than lose the names that tell notes apart."""
+    room = width - 1 - sum(w for i, w in enumerate(widths) if i not in (_NOTE, _AUDIO)) - 2 * (len(widths) - 1)
+    if widths[_NOTE] + widths[_AUDIO] <= room:
+        return
+    audio = min(widths[_AUDIO], max(room // 3, len("AUDIO")))
+    note = min(widths[_NOTE], max(room - audio, _KEPT))
+    widths[_NOTE], widths[_AUDIO] = note, min(widths[_AUDIO], max(room - note, audio))
+
+
+def _shortened(row: list[str], widths: list[int]) -> list[str]:
+    return [middle_ellipsis(cell, widths[i]) if i in (_NOTE, _AUDIO) else cell for i, cell in enumerate(row)]
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` in `width` characters: its start and its end (a note's extension) around "…"."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + (text[-tail:] if tail else "")
 
 
 def note_json(note: NoteRow) -> dict:
