@@ -37,7 +37,9 @@ def signals_cancel(cancel: CancelToken) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, quiet: bool) -> None:
+def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Every warning the run tells is printed, under --quiet too: an exit code other than 0
+    always comes with the reason (a scheduled run's only voice is cron's mail or the journal)."""
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return
@@ -47,8 +49,10 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
     for message in report.errors:
         print(f"adbvoice: {message}", file=sys.stderr)
     for message in report.warnings:
-        printer.warn(message)
-    if not quiet or report.errors:
+        print(f"warning: {message}", file=sys.stderr)
+    for message in report.known_warnings if verbose else ():
+        print(f"warning (told before): {message}", file=sys.stderr)
+    if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 
 
@@ -103,12 +107,12 @@ def backup(
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
                  layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
                  wifi=wifi or None, phone=phone)
-    settings = call(verbose, lambda: resolve(flags))
-    choice = call(verbose, lambda: wifi_choice(settings))
+    settings = call(verbose, lambda: resolve(flags), as_json=as_json)
+    choice = call(verbose, lambda: wifi_choice(settings), as_json=as_json)
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
-    ))
-    log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
+    ), as_json=as_json)
+    log = call(verbose, lambda: RunLog.open(settings["log_file"]), as_json=as_json) if settings["log_file"] else None
     printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
     notices = None if dry_run else notifier(settings, log, quiet=quiet or as_json)
     on_event = with_prompts(printer, notices)
@@ -122,12 +126,14 @@ def backup(
                 notices, target_of(config.connect), unplug=config.connect.tcp is None and choice is None,
                 work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present,
                                          wifi_choice=choice),
-            ), silent)
+            ), silent, as_json=as_json)
     finally:
         printer.close()
     if report is None:
+        if as_json:  # a script still gets its one document
+            print(json.dumps({"outcome": "absent", "exit_code": errors.EXIT_OK, "summary": "no phone reachable"}))
         raise typer.Exit(errors.EXIT_OK)
-    print_report(report, printer, as_json=as_json, quiet=quiet)
+    print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
     raise typer.Exit(report.exit_code)
 
 
