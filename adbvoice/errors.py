@@ -150,6 +150,27 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class PhoneMessageTooLongError(AdbVoiceError):
+    """A message header claimed more bytes than the link agreed: nothing of it was read."""
+
+    exit_code = 65
+    summary = "the phone sent a message longer than the ADB protocol allows"
+
+
+class PhoneSentTooMuchError(AdbVoiceError):
+    """Output past its cap, or data sent past flow control: no real phone does either."""
+
+    exit_code = 66
+    summary = "the phone sent more than any real phone would (output past its cap, or ignoring flow control)"
+
+
+class PhoneTooSlowError(AdbVoiceError):
+    """A deadline passed that a trickle of bytes cannot extend (handshake, request or run)."""
+
+    exit_code = 67
+    summary = "the phone did not finish in time: a deadline that a trickle cannot extend passed"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

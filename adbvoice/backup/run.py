@@ -22,7 +22,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.display import text_path
 from adbvoice.events import Event
 from adbvoice.phone import connect
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, PhoneMisbehaved
 from adbvoice.phone.device import Phone, Survey
 from adbvoice.phone.sync import SyncError
 from adbvoice.whatsapp import Source, sources_for
@@ -30,6 +30,19 @@ from adbvoice.whatsapp import Source, sources_for
 # A note whose size or mtime keeps changing across this many pulls is being recorded:
 # it is left for the next run rather than archived half-finished.
 MAX_ATTEMPTS = 3
+# Deadlines no trickle of bytes can extend (README, "Everything the phone sends is
+# bounded"): listing the phone gets this many I/O timeouts (10 minutes by default; a
+# million notes list in a few); a round of copying gets as many again, plus its bytes at
+# the slowest rate a working link has (a weak Wi-Fi signal moves 1 Mbit/s, 125 KB/s), plus
+# a little per file.
+SURVEY_TIMEOUTS = 20
+SLOWEST_BYTES_PER_S = 100_000
+PER_FILE_S = 0.05
+
+
+def copy_deadline_s(config: BackupConfig, files: int, nbytes: int) -> float:
+    """How long one round of copying `files` notes of `nbytes` in all may take."""
+    return SURVEY_TIMEOUTS * config.connect.io_timeout_s + nbytes / SLOWEST_BYTES_PER_S + files * PER_FILE_S
 
 
 def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
@@ -57,7 +70,9 @@ def _survey(
     """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
     candidates = sources_for(config.include_audio)
     known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
+    phone.deadline.set(SURVEY_TIMEOUTS * config.connect.io_timeout_s, "listing the phone")
     survey = phone.survey([s.path for s in candidates], known)
+    phone.deadline.clear()
     report.device = survey.identity.label
     report.listed_by = survey.listed_by
     report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
@@ -131,7 +146,7 @@ def _backup_locked(
         run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
         plan = _plan(survey, sources, catalog, config)
         _announce(plan, survey, report, on_event)
-        complete = _copy(phone, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
+        complete = _copy(phone, config, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
         if survey.fingerprint is not None and not survey.unchanged:
             archived = report.already + report.duplicates + len(report.new_notes)
             unsettled = not complete or survey.problems  # e.g. a folder the phone could not read
@@ -151,6 +166,7 @@ def _backup_locked(
 
 def _copy(
     phone: Phone,
+    config: BackupConfig,
     planned: list[Candidate],
     archive: Archive,
     catalog: Catalog,
@@ -166,6 +182,7 @@ def _copy(
         if not pending:
             return not report.errors
         batch = [r.candidate for r in pending]
+        phone.deadline.set(copy_deadline_s(config, len(batch), sum(c.size for c in batch)), "copying the notes")
         if attempt:
             batch = _refresh(phone, batch, report)
         paths = [c.path for c in batch]
@@ -203,6 +220,7 @@ def _copy(
             if hashes:
                 hashes.close()
         pending = copier.retries
+    phone.deadline.clear()
     for retry in pending:
         (report.errors if retry.serious else report.warnings).append(f"{text_path(retry.candidate.path)}: {retry.reason}")
     return not pending and not report.errors
@@ -229,12 +247,12 @@ def _refresh(phone: Phone, pending: list[Candidate], report: RunReport) -> list[
     return fresh
 
 
-def _lost(exc: LinkClosed, report: RunReport) -> errors.ConnectionLostError:
+def _lost(exc: LinkClosed, report: RunReport) -> errors.AdbVoiceError:
     done = len(report.new_notes)
-    return errors.ConnectionLostError(
-        f"lost the phone during the backup ({exc}); {done} new note{'s' if done != 1 else ''} archived "
-        "and complete, run again to copy the rest"
-    )
+    saved = f"{done} new note{'s' if done != 1 else ''} archived and complete"
+    if isinstance(exc, PhoneMisbehaved):
+        return exc.error(f"stopped: {exc}, which no real phone does; {saved}, nothing else taken from it")
+    return errors.ConnectionLostError(f"lost the phone during the backup ({exc}); {saved}, run again to copy the rest")
 
 
 def _record(catalog: Catalog, run_id: int | None, report: RunReport, error: errors.AdbVoiceError | None) -> None:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 from adbvoice import errors
 from adbvoice.phone import adbserver, keys, usb
-from adbvoice.phone.connection import AdbLink, AuthRefused, AuthTimedOut, LinkClosed, Signer, TcpPipe
+from adbvoice.phone.connection import (
+    AdbLink,
+    AuthRefused,
+    AuthTimedOut,
+    Deadline,
+    LinkClosed,
+    PhoneMisbehaved,
+    Signer,
+    TcpPipe,
+)
 from adbvoice.phone.device import Phone, PhoneIdentity
 
 DEFAULT_TCP_PORT = 5555
@@ -102,12 +111,15 @@ def _handshake(
             f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again "
             "(--auth-timeout waits longer)"
         ) from exc
+    except PhoneMisbehaved as exc:
+        link.close()
+        raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
     except LinkClosed as exc:
         link.close()
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
     model = banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone"
     identity = PhoneIdentity(serial, model, None, transport)
-    return Phone(link.open, banner.features, identity, link.close)
+    return Phone(link.open, banner.features, identity, link.close, link.deadline)
 
 
 def _through_server(
@@ -134,13 +146,15 @@ def _through_server(
         device = again[0]
     features = frozenset(adbserver.query(port, f"host-serial:{device.serial}:features").split(","))
 
+    deadline = Deadline()
+
     def opener(service: str, *, background: bool = False) -> adbserver.ServerStream:  # noqa: ARG001
         """The adb server acknowledges the phone's data itself: `background` changes nothing."""
-        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s)
+        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s, deadline)
 
     model = device.props.get("model", "Android phone").replace("_", " ")
     identity = PhoneIdentity(device.serial, model, None, "adb server")
-    return Phone(opener, features, identity, lambda: None)
+    return Phone(opener, features, identity, lambda: None, deadline)
 
 
 def _over_usb(options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None]) -> Phone:

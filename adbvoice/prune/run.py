@@ -29,7 +29,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
 from adbvoice.phone import connect, scripts
 from adbvoice.phone.connect import ConnectOptions
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, PhoneMisbehaved
 from adbvoice.phone.device import Phone
 from adbvoice.prune import plan
 from adbvoice.prune.plan import Decision
@@ -87,6 +87,8 @@ def prune(
             phone = connect.connect(config.connect, lambda text: on_event(Event("prompt", text)))
             try:
                 return _prune(config, archive, catalog, phone, on_event, confirm, cancel)
+            except PhoneMisbehaved as exc:
+                raise exc.error(f"stopped: {exc}, which no real phone does; every note deleted so far is recorded") from exc
             except LinkClosed as exc:
                 raise errors.ConnectionLostError(
                     f"lost the phone during the prune ({exc}); every note deleted so far is recorded, "
