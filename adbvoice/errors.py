@@ -171,6 +171,13 @@ class PhoneTooSlowError(AdbVoiceError):
     summary = "the phone did not finish in time: a deadline that a trickle cannot extend passed"
 
 
+class StaleLockError(AdbVoiceError):
+    """The lock's holder is past the end it expected for itself: hung, not busy."""
+
+    exit_code = 68
+    summary = "the archive has been locked for longer than the run holding it expected (a hung run?)"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

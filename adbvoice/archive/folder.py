@@ -23,12 +23,14 @@ import fcntl
 import hashlib
 import itertools
 import os
+import re
 import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
@@ -38,6 +40,13 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 HELD_BYTES = 1 << 20  # a note up to this size is received in memory (see TempNote)
 WRITEBACK_BYTES = 4 << 20  # a note written as it arrives is sent on to the disk this often
+# How long a run holding the lock may take unless it says more (a prune, a rebuild; a
+# backup says how long it expects once it knows what it copies): far longer than any does.
+LONGEST_RUN_S = 24 * 3600
+# A holder this long past the end it expected is hung, not slow (clocks differ a little
+# between the hosts of a shared disk).
+STALE_AFTER_S = 15 * 60
+_LOCK_LINE = re.compile(r"since (?P<since>\S+) until (?P<until>\S+)")
 # Filesystems without hard links (FAT, exFAT, some network mounts) refuse link(2) with these.
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
@@ -179,6 +188,26 @@ class TempNote:
                 pass
 
 
+class HeldLock:
+    """The archive's lock, held: the line in the lock file says who holds it since when,
+    and until when it expects to."""
+
+    def __init__(self, fd: int, since: float) -> None:
+        self._fd = fd
+        self._since = since
+
+    def expect(self, seconds: float) -> None:
+        """The run expects to end within `seconds` from now."""
+        line = (f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {_utc(self._since)} "
+                f"until {_utc(time.time() + seconds)}\n").encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, line, 0)
+
+
+def _utc(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Published:
     relpath: PurePosixPath
@@ -216,23 +245,37 @@ class Archive:
         return archive
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """One writer per archive: flock on a dedicated file; the holder's pid and host are
-        written in it so a second run can say who holds it. The kernel drops the lock when
-        the holder dies, so a crash never leaves a stale lock."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    def lock(self, expected_s: float = LONGEST_RUN_S) -> Iterator[HeldLock]:
+        """One writer per archive: flock on a dedicated file. The holder writes in it who it
+        is and until when it expects to run (`HeldLock.expect` moves that on), so a second
+        run can say who holds it, and tell a busy archive from one a hung run holds: the
+        kernel drops the lock when its holder dies, so a lock outliving its own "until" is
+        a process alive but stuck (StaleLockError, which --if-present does not silence)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-                raise errors.ArchiveLockedError(f"{self.root} is in use by {holder}; try again when it finishes") from exc
-            os.ftruncate(fd, 0)
-            started = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.pwrite(fd, f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode(), 0)
-            yield
+                raise self._busy(os.pread(fd, 300, 0).decode("utf-8", "replace").strip()) from exc
+            held = HeldLock(fd, time.time())
+            held.expect(expected_s)
+            yield held
         finally:
             os.close(fd)
+
+    def _busy(self, line: str) -> errors.AdbVoiceError:
+        holder = line.split(" since ")[0] if line else "another process"
+        found = _LOCK_LINE.search(line)
+        try:
+            until = datetime.fromisoformat(found["until"]).timestamp() if found else None
+        except ValueError:
+            until = None
+        if until is not None and time.time() > until + STALE_AFTER_S:
+            return errors.StaleLockError(
+                f"{self.root} has been locked by {holder} since {found['since']}, past the end it expected "
+                f"({found['until']}): that run is stuck; stop it and run again"
+            )
+        return errors.ArchiveLockedError(f"{self.root} is in use by {line or holder}; try again when it finishes")
 
     def sweep_tmp(self) -> int:
         """Remove what an interrupted run left in tmp/ (never a published note)."""

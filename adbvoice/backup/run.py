@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
-from adbvoice.archive.folder import Archive
+from adbvoice.archive.folder import Archive, HeldLock
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -38,6 +38,11 @@ MAX_ATTEMPTS = 3
 SURVEY_TIMEOUTS = 20
 SLOWEST_BYTES_PER_S = 100_000
 PER_FILE_S = 0.05
+# What the lock file says a run expects to take, for a later run to tell a hung one: until
+# the plan is known, connecting, the Allow wait and listing; then every round of copying,
+# with the notes written at the slowest a disk goes (a USB stick, 1 MB/s), and a margin.
+SLOWEST_DISK_BYTES_PER_S = 1_000_000
+MARGIN_S = 600
 
 
 def copy_deadline_s(config: BackupConfig, files: int, nbytes: int) -> float:
@@ -51,11 +56,12 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
     if config.dry_run:
         return _dry_run(config, report, on_event)
     archive = Archive.open(config.archive, create=True)
-    with archive.lock():
+    c = config.connect
+    with archive.lock(c.connect_timeout_s + c.auth_timeout_s + SURVEY_TIMEOUTS * c.io_timeout_s + MARGIN_S) as held:
         archive.sweep_tmp()
         catalog = Catalog.open(archive.catalog_path)
         try:
-            return _backup_locked(config, archive, catalog, report, on_event, cancel)
+            return _backup_locked(config, archive, held, catalog, report, on_event, cancel)
         finally:
             catalog.close()
 
@@ -132,6 +138,7 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
 def _backup_locked(
     config: BackupConfig,
     archive: Archive,
+    held: HeldLock,
     catalog: Catalog,
     report: RunReport,
     on_event: Callable[[Event], None],
@@ -145,6 +152,9 @@ def _backup_locked(
         catalog.unmark(identity.serial, [e.path for e in survey.entries])  # pruned notes put back on the phone
         run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
         plan = _plan(survey, sources, catalog, config)
+        nbytes = plan.bytes_to_copy
+        held.expect(MAX_ATTEMPTS * copy_deadline_s(config, len(plan.copy), nbytes)
+                    + nbytes / SLOWEST_DISK_BYTES_PER_S + MARGIN_S)
         _announce(plan, survey, report, on_event)
         complete = _copy(phone, config, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
         if survey.fingerprint is not None and not survey.unchanged:

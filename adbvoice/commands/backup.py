@@ -74,7 +74,8 @@ def backup(
     log_file: LogFileOpt = None,
     if_present: Annotated[
         bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
-                           "and exit 22 saying nothing when another run holds the archive.")
+                           "and exit 22 saying nothing when another run holds the archive (a run stuck past "
+                           "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
     as_json: JsonOpt = False,
