@@ -178,6 +178,20 @@ class StaleLockError(AdbVoiceError):
     summary = "the archive has been locked for longer than the run holding it expected (a hung run?)"
 
 
+class UnsafeStateFolderError(AdbVoiceError):
+    """Something in `.adbvoice/` is a link, not what it should be, or not the user's."""
+
+    exit_code = 69
+    summary = "the archive's .adbvoice folder holds a link or something that is not yours"
+
+
+class ArchiveNotPrivateError(AdbVoiceError):
+    """The archive folder belongs to someone else, or others may write in it."""
+
+    exit_code = 70
+    summary = "the archive folder is not private: another user owns it or may write in it"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

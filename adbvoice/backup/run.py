@@ -56,6 +56,7 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
     if config.dry_run:
         return _dry_run(config, report, on_event)
     archive = Archive.open(config.archive, create=True)
+    report.warnings.extend(archive.notices)
     c = config.connect
     with archive.lock(c.connect_timeout_s + c.auth_timeout_s + SURVEY_TIMEOUTS * c.io_timeout_s + MARGIN_S) as held:
         archive.sweep_tmp()

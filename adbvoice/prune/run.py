@@ -151,7 +151,7 @@ def _refuse_archive_on_phone(phone: Phone, archive: Archive, label: str) -> None
     phone sees it, the archive is the phone's storage (however it is mounted here)."""
     name = f"adbvoice-prune-probe-{secrets.token_hex(16)}"
     probe = archive.private / name
-    probe.touch(mode=0o600)
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
     try:
         found = phone.find_name(PROBE_ROOTS, name, PROBE_TIMEOUT_S, skip=PROBE_SKIP)
     finally:
