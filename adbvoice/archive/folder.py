@@ -218,7 +218,9 @@ class HeldLock:
         self._since = since
 
     def expect(self, seconds: float) -> None:
-        """The run expects to end within `seconds` from now."""
+        """The run expects to end within `seconds` from now (at most a year: a phone may list
+        absurd sizes, and a date must stay a date)."""
+        seconds = min(seconds, 365 * 86400)
         line = (f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {_utc(self._since)} "
                 f"until {_utc(time.time() + seconds)}\n").encode()
         os.ftruncate(self._fd, 0)
