@@ -18,6 +18,7 @@ from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
 
@@ -42,9 +43,9 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
         return
     if report.dry_run:
         for item in report.planned:
-            print(f"would copy {item.phone_path} -> {item.archive_path}")
+            print(printable(f"would copy {item.phone_path} -> {item.archive_path}"))
     for message in report.errors:
-        print(f"adbvoice: {message}", file=sys.stderr)
+        print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
         printer.warn(message)
     if not quiet or report.errors:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from adbvoice import errors
+from adbvoice.display import printable
 from adbvoice.unattended.settings import DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
@@ -43,7 +44,7 @@ def fail(exc: BaseException, verbose: bool, silent: tuple[type[errors.AdbVoiceEr
     if isinstance(exc, silent):
         return typer.Exit(exc.exit_code)
     if isinstance(exc, errors.AdbVoiceError):
-        print(f"adbvoice: {exc}", file=sys.stderr)
+        print(f"adbvoice: {printable(str(exc))}", file=sys.stderr)
         if verbose and exc.__cause__ is not None:
             print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
         return typer.Exit(exc.exit_code)

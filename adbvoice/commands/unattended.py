@@ -15,6 +15,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
 
@@ -49,14 +50,14 @@ def watch(
         printer.close()  # the finished backup's progress bar
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
-            print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
+            print(printable(f"adbvoice: {when} {result.key}: {result.error}"), file=sys.stderr, flush=True)
             return
         report = result.report
         for message in report.warnings if verbose else ():
             printer.warn(message)
         for message in report.errors:
-            print(f"adbvoice: {message}", file=sys.stderr)
-        print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+            print(f"adbvoice: {printable(message)}", file=sys.stderr)
+        print(printable(f"{when} {report.device}: {report.summary_line()}"), flush=True)
 
     cancel = CancelToken()
     watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)

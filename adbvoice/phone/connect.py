@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adbvoice import errors
+from adbvoice.display import capped
 from adbvoice.phone import adbserver, keys, usb
 from adbvoice.phone.connection import (
     AdbLink,
@@ -117,7 +118,7 @@ def _handshake(
     except LinkClosed as exc:
         link.close()
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
-    model = banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone"
+    model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
     identity = PhoneIdentity(serial, model, None, transport)
     return Phone(link.open, banner.features, identity, link.close, link.deadline)
 
@@ -152,7 +153,7 @@ def _through_server(
         """The adb server acknowledges the phone's data itself: `background` changes nothing."""
         return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s, deadline)
 
-    model = device.props.get("model", "Android phone").replace("_", " ")
+    model = capped(device.props.get("model", "Android phone").replace("_", " "))
     identity = PhoneIdentity(device.serial, model, None, "adb server")
     return Phone(opener, features, identity, lambda: None, deadline)
 

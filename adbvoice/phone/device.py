@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from adbvoice.display import capped
 from adbvoice.phone import scripts, wire
 from adbvoice.phone.connection import Deadline, ServiceRefused
 from adbvoice.phone.shell import CommandResult, RunningCommand, ShellClient
@@ -91,10 +92,11 @@ class Phone:
 
     def _identity(self, props: dict[str, str]) -> PhoneIdentity:
         fallback = self._fallback_identity
-        return PhoneIdentity(
-            serial=props.get("ro.serialno") or fallback.serial,
-            model=props.get("ro.product.model") or fallback.model,
-            android=props.get("ro.build.version.release") or fallback.android,
+        android = props.get("ro.build.version.release") or fallback.android
+        return PhoneIdentity(  # what the phone says of itself is kept in the catalog: capped
+            serial=capped(props.get("ro.serialno") or fallback.serial),
+            model=capped(props.get("ro.product.model") or fallback.model),
+            android=capped(android) if android else None,
             transport=fallback.transport,
         )
 
