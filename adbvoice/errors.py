@@ -150,6 +150,23 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class PushRefusedError(AdbVoiceError):
+    """restore/send cannot prove a pushed file whole before it takes its name: nothing pushed."""
+
+    exit_code = 35
+    summary = "restore or send refused: the phone has no shell that can hash and rename files"
+
+
+class PhoneFullError(AdbVoiceError):
+    exit_code = 36
+    summary = "the phone's storage is full"
+
+
+class PhoneNotWritableError(AdbVoiceError):
+    exit_code = 37
+    summary = "a folder on the phone cannot be written (read-only or not allowed)"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 
