@@ -150,6 +150,13 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class ShareError(AdbVoiceError):
+    """`send --share` could not hand the file to WhatsApp; the file itself is on the phone."""
+
+    exit_code = 30
+    summary = "send --share could not open WhatsApp's share sheet (the file is on the phone)"
+
+
 class PushRefusedError(AdbVoiceError):
     """restore/send cannot prove a pushed file whole before it takes its name: nothing pushed."""
 
@@ -165,6 +172,16 @@ class PhoneFullError(AdbVoiceError):
 class PhoneNotWritableError(AdbVoiceError):
     exit_code = 37
     summary = "a folder on the phone cannot be written (read-only or not allowed)"
+
+
+class NotAudioError(AdbVoiceError):
+    exit_code = 38
+    summary = "send: a file is not audio"
+
+
+class SendFileError(AdbVoiceError):
+    exit_code = 39
+    summary = "send: a file cannot be read (missing, a folder, or not allowed)"
 
 
 class InterruptedRun(AdbVoiceError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call, fail
@@ -81,6 +83,60 @@ def restore(
                 print(f"{fate:<14} {where}  ({decision.note.archive_path}{'; ' + why if why else ''})")
         for message in report.warnings:
             printer.warn(message)
+        if not quiet or report.exit_code:
+            print(report.summary_line())
+    if report.stopped is not None:
+        raise fail(report.stopped, verbose)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def send(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Audio files to put on the phone.", show_default=False)],
+    tcp: TcpOpt = None,
+    serial: SerialOpt = None,
+    adb_key: AdbKeyOpt = None,
+    share: Annotated[
+        bool, typer.Option("--share", help="Then open Android's share sheet with WhatsApp, so you only pick the chat.")
+    ] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    auth_timeout: AuthTimeoutOpt = 60.0,
+    io_timeout: IoTimeoutOpt = 30.0,
+) -> None:
+    """Copy audio files to the phone's Music/adbvoice/ folder, where WhatsApp's attach › Audio lists them.
+
+    Each file is verified by the phone's own hash, and the phone's media scanner is asked to index it at once.
+
+    Example: adbvoice send memo.m4a --share
+    """
+    from adbvoice.restore.send import SendConfig
+    from adbvoice.restore.send import send as run_send
+
+    if share and len(files) != 1:
+        raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose)
+    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key}))
+    config = SendConfig(
+        files=tuple(files),
+        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        share=share,
+    )
+    printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
+    cancel = CancelToken()
+    try:
+        with signals_cancel(cancel):
+            report = call(verbose, lambda: run_send(config, printer, cancel))
+    finally:
+        printer.close()
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        for message in report.failures:
+            print(f"adbvoice: {message}", file=sys.stderr)
+        if verbose:
+            for where in report.places():
+                print(f"on the phone: {text_path(where)}")
         if not quiet or report.exit_code:
             print(report.summary_line())
     if report.stopped is not None:

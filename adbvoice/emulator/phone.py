@@ -19,6 +19,7 @@ from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.log import PacketLog
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
+from adbvoice.emulator.standins import Standins
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.phone import wire
 
@@ -88,6 +89,7 @@ class EmulatedPhone:
         self._gatekeeper = Gatekeeper(auth)
         self.state_dir = self._own_state_dir(state_dir)
         self._storage = PhoneStorage(root, self.state_dir / "data")
+        self.standins = Standins(self.state_dir / "data" / "standins")  # am, content, the media scanner
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._all_connections: list[Connection] = []
@@ -131,7 +133,8 @@ class EmulatedPhone:
         if self._listener is not None:
             return self
         if self._want_shell is not False:
-            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device)
+            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device,
+                              standins=self.standins.folder)
             try:
                 sandbox.start()
                 self._sandbox = sandbox
