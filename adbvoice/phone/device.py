@@ -143,13 +143,11 @@ class Phone:
     def push_many(self, items: Sequence[PushItem], sink: PushSink) -> None:
         self.sync.push_many(items, sink)
 
-    def finish_pushes(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[str]:
+    def start_finishing(self, pairs: Sequence[tuple[bytes, bytes]]) -> RunningCommand:
         """Give each pushed (temp, final) its final name where none stands
-        (scripts.FINISH_SCRIPT); one outcome letter per pair."""
-        if not pairs:
-            return []
-        result = self.shell.run(scripts.FINISH_SCRIPT, stdin=scripts.finish_stdin(pairs))
-        return scripts.finish_outcomes(result.stdout, len(pairs))
+        (scripts.FINISH_SCRIPT), on a stream of its own; scripts.finish_outcomes reads
+        its output: one letter per pair."""
+        return self.shell.start(scripts.FINISH_SCRIPT, stdin=scripts.finish_stdin(pairs))
 
     def sweep(self, paths: Sequence[bytes]) -> None:
         """Remove these regular files (links and folders stay): temp files of a cut-off push."""

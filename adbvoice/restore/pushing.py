@@ -29,6 +29,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
 from adbvoice.phone import scripts
 from adbvoice.phone.device import Phone
+from adbvoice.phone.shell import RunningCommand
 from adbvoice.phone.sync import PushItem
 
 TEMP_NAME = re.compile(rb"\.adbvoice-[0-9a-f]{32}-[0-9]+\.part")
@@ -196,17 +197,25 @@ def push_verified(
     cancel: CancelToken,
 ) -> list[Outcome]:
     """Push every upload, a batch at a time: temp name → the phone's hash → final name.
-    Stops after the batch in which the phone said it is full (the rest stay FAILED)."""
-    outcomes = [Outcome(u) for u in uploads]
-    index = 0
+
+    The batches overlap: while the phone renames one batch (a `mv` per file is what its
+    time goes on), the next one is on its way. Stops after the batch in which the phone said
+    it is full (the rest stay FAILED)."""
+    outcomes: list[Outcome] = []
+    renaming: _Batch | None = None
     for batch in _batches(uploads):
         cancel.check()
-        done = _push_batch(phone, batch, index, tool, journal, on_event)
-        outcomes[index : index + len(batch)] = done
-        index += len(batch)
-        if any(o.state == FULL for o in done):
+        pushed = _Batch(phone, batch, len(outcomes) + (len(renaming.uploads) if renaming else 0), tool, journal, on_event)
+        pushed.push()
+        if renaming is not None:
+            outcomes += renaming.finish()
+        pushed.start_renaming()
+        renaming = pushed
+        if pushed.full:
             break
-    return outcomes
+    if renaming is not None:
+        outcomes += renaming.finish()
+    return outcomes + [Outcome(u) for u in uploads[len(outcomes):]]
 
 
 def _batches(uploads: Sequence[Upload]) -> Iterator[Sequence[Upload]]:
@@ -220,44 +229,70 @@ def _batches(uploads: Sequence[Upload]) -> Iterator[Sequence[Upload]]:
         start = end
 
 
-def _push_batch(
-    phone: Phone, batch: Sequence[Upload], first: int, tool: str, journal: Journal, on_event: Callable[[Event], None]
-) -> list[Outcome]:
-    temps = [journal.temp_path(u.final, first + i) for i, u in enumerate(batch)]
-    journal.add(temps)
-    readers = [_Reader(u, tool, on_event) for u in batch]
-    answers = _Answers()
-    phone.push_many([PushItem(t, 0o644, r.upload.mtime, r.chunks) for t, r in zip(temps, readers)], answers)
-    outcomes = [Outcome(u) for u in batch]
-    hashed: list[int] = []
-    for i, reader in enumerate(readers):
-        said = answers.said.get(i, "no answer")
-        if said:
-            outcomes[i].state, outcomes[i].message = _refusal(said), said
-        elif reader.error or (reader.upload.sha256 and reader.sha256 != reader.upload.sha256):
-            outcomes[i].state = DAMAGED
-            outcomes[i].message = reader.error or "its bytes are not the ones archived"
-        else:
-            hashed.append(i)
-    on_phone = phone.hash_files([temps[i] for i in hashed], tool) if hashed else None
-    matched = []
-    if on_phone is not None:
-        try:
-            for n, i in enumerate(hashed):
-                if on_phone.get(n) == readers[i].digest:
-                    matched.append(i)
-                else:
-                    outcomes[i].state, outcomes[i].message = DIFFERS, "the phone's hash of the pushed file differs"
-        finally:
-            on_phone.close()
-    for i, letter in zip(matched, phone.finish_pushes([(temps[i], batch[i].final) for i in matched])):
-        outcomes[i].state, outcomes[i].message = _FINISHED[letter]
-        if letter == scripts.RENAMED:
-            on_event(Event("note", batch[i].final.decode("utf-8", "replace")))
-    # Every temp file that did not take its name goes, refused pushes' too: adbd removes a
-    # half file only after it has sent the FAIL (handle_send_file), so one may still be there.
-    phone.sweep([temps[i] for i, o in enumerate(outcomes) if o.state != PUSHED])
-    return outcomes
+class _Batch:
+    """One batch's way: push() to temp names, start_renaming() once the phone's hashes are
+    in (the renames run on the phone meanwhile), finish() to read how each ended."""
+
+    def __init__(
+        self, phone: Phone, uploads: Sequence[Upload], first: int, tool: str, journal: Journal,
+        on_event: Callable[[Event], None],
+    ) -> None:
+        self.phone, self.uploads, self.tool, self.on_event = phone, uploads, tool, on_event
+        self.temps = [journal.temp_path(u.final, first + i) for i, u in enumerate(uploads)]
+        self.outcomes = [Outcome(u) for u in uploads]
+        self._readers = [_Reader(u, tool, on_event) for u in uploads]
+        self._journal = journal
+        self._hashed: list[int] = []
+        self._hashes: scripts.PhoneHashes | None = None
+        self._matched: list[int] = []
+        self._renames: RunningCommand | None = None
+
+    @property
+    def full(self) -> bool:
+        return any(o.state == FULL for o in self.outcomes)
+
+    def push(self) -> None:
+        self._journal.add(self.temps)
+        answers = _Answers()
+        self.phone.push_many([PushItem(t, 0o644, r.upload.mtime, r.chunks) for t, r in zip(self.temps, self._readers)],
+                             answers)
+        for i, reader in enumerate(self._readers):
+            said = answers.said.get(i, "no answer")
+            if said:
+                self.outcomes[i].state, self.outcomes[i].message = _refusal(said), said
+            elif reader.error or (reader.upload.sha256 and reader.sha256 != reader.upload.sha256):
+                self.outcomes[i].state = DAMAGED
+                self.outcomes[i].message = reader.error or "its bytes are not the ones archived"
+            else:
+                self._hashed.append(i)
+        if self._hashed:
+            self._hashes = self.phone.hash_files([self.temps[i] for i in self._hashed], self.tool)
+
+    def start_renaming(self) -> None:
+        if self._hashes is not None:
+            try:
+                for n, i in enumerate(self._hashed):
+                    if self._hashes.get(n) == self._readers[i].digest:
+                        self._matched.append(i)
+                    else:
+                        self.outcomes[i].state = DIFFERS
+                        self.outcomes[i].message = "the phone's hash of the pushed file differs"
+            finally:
+                self._hashes.close()
+        if self._matched:
+            self._renames = self.phone.start_finishing([(self.temps[i], self.uploads[i].final) for i in self._matched])
+
+    def finish(self) -> list[Outcome]:
+        if self._renames is not None:
+            letters = scripts.finish_outcomes(self._renames.wait().stdout, len(self._matched))
+            for i, letter in zip(self._matched, letters):
+                self.outcomes[i].state, self.outcomes[i].message = _FINISHED[letter]
+                if letter == scripts.RENAMED:
+                    self.on_event(Event("note", self.uploads[i].final.decode("utf-8", "replace")))
+        # Every temp file that did not take its name goes, refused pushes' too: adbd removes a
+        # half file only after it has sent the FAIL (handle_send_file), so one may still be there.
+        self.phone.sweep([self.temps[i] for i, o in enumerate(self.outcomes) if o.state != PUSHED])
+        return self.outcomes
 
 
 _FINISHED = {
