@@ -227,3 +227,28 @@ def test_a_restore_killed_at_any_moment_leaves_no_half_note_and_the_rerun_comple
     assert rest.exit_code == 0, rest.stderr
     assert temp_files(tree.root) == []
     assert {path: phone_files(tree.root).get(path) for path in lost} == lost
+
+
+def test_ctrl_c_stops_the_restore_cleanly_and_the_rerun_sweeps_and_completes(tmp_path, archive):
+    tree = build_phone_tree(tmp_path / "sdcard", notes=80)
+    with EmulatedPhone(tree.root) as phone:
+        assert run_cli("backup", archive, "--tcp", phone.address).exit_code in (0, 3)
+    lost = wipe(tree.root)
+    with EmulatedPhone(tree.root, link=LinkProfile(rtt_s=0.002, bandwidth_Bps=1_000_000)) as phone:
+        process = subprocess.Popen([sys.executable, "-m", "adbvoice", "restore", str(archive), "--tcp", phone.address],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not any(path in phone_files(tree.root) for path in lost) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the first notes are back
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr
+        after = phone_files(tree.root)
+        assert all(after[path] == lost[path] for path in lost if path in after)
+        assert len([path for path in lost if path in after]) < len(lost)
+
+        rest = run_cli("restore", archive, "--tcp", phone.address)
+    assert rest.exit_code == 0, rest.stderr
+    assert temp_files(tree.root) == []
+    assert {path: phone_files(tree.root).get(path) for path in lost} == lost

@@ -58,6 +58,10 @@ def restore(config: RestoreConfig, on_event: Callable[[Event], None], cancel: Ca
                 f"lost the phone during the restore ({exc}); every note put back so far is whole, "
                 "and the next run puts back the rest"
             ) from exc
+        except errors.InterruptedRun as exc:
+            raise errors.InterruptedRun(
+                "interrupted; every note put back so far is whole, and the next run puts back the rest"
+            ) from exc
         finally:
             phone.close()
 

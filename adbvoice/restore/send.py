@@ -84,6 +84,8 @@ def send(config: SendConfig, on_event: Callable[[Event], None], cancel: CancelTo
         raise errors.ConnectionLostError(
             f"lost the phone during the send ({exc}); run it again: nothing half sent carries a file's name"
         ) from exc
+    except errors.InterruptedRun as exc:
+        raise errors.InterruptedRun("interrupted; nothing half sent carries a file's name: run it again") from exc
     finally:
         phone.close()
 
