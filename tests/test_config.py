@@ -47,6 +47,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio": (False, "default"),
         "layout": ("{year}/{month}/{day}/{name}", "default"),
         "log_file": ("not set", "default"),
+        "notify": (False, "default"),
+        "notify_always": (False, "default"),
     }
 
     config_file.write_text(
@@ -58,6 +60,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio = true\n"
         'layout = "{device}/{name}"\n'
         'log_file = "/var/tmp/adbvoice.log"\n'
+        "notify = true\n"
+        "notify_always = false\n"
     )
     from_file = shown(run_cli("config", "show"))
     assert from_file == {
@@ -68,6 +72,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio": (True, f"{config_file}:6"),
         "layout": ("{device}/{name}", f"{config_file}:7"),
         "log_file": ("/var/tmp/adbvoice.log", f"{config_file}:8"),
+        "notify": (True, f"{config_file}:9"),
+        "notify_always": (False, f"{config_file}:10"),
     }
 
     monkeypatch.chdir(tmp_path)
@@ -79,6 +85,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "INCLUDE_AUDIO": ("off", False),
         "LAYOUT": ("{year}/{name}", "{year}/{name}"),
         "LOG_FILE": ("~/log.txt", str(home / "log.txt")),
+        "NOTIFY": ("no", False),
+        "NOTIFY_ALWAYS": ("1", True),
     }
     for name, (text, _) in environment.items():
         monkeypatch.setenv(f"ADBVOICE_{name}", text)

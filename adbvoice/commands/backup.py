@@ -17,6 +17,7 @@ from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
@@ -72,6 +73,8 @@ def backup(
                      + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
     ] = None,
     log_file: LogFileOpt = None,
+    notify: NotifyOpt = None,
+    notify_always: NotifyAlwaysOpt = None,
     if_present: Annotated[
         bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
                            "and exit 22 saying nothing when another run holds the archive.")
@@ -93,23 +96,28 @@ def backup(
 
     Example: adbvoice backup --tcp 192.168.1.20
     """
-    from adbvoice.unattended.presence import backup_once
+    from adbvoice.unattended.presence import backup_once, target_of
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
-                 layout=layout, log_file=log_file)
+                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always)
     settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
     ))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
+    notices = None if dry_run else notifier(settings, log, quiet=quiet or as_json)
+    on_event = with_prompts(printer, notices)
     cancel = CancelToken()
     # Under --if-present (cron) a run that finds the archive busy is expected: its exit
     # code says so, and it prints nothing, so cron sends no mail.
     silent = (errors.ArchiveLockedError,) if if_present else ()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: backup_once(config, printer, cancel, log=log, if_present=if_present), silent)
+            report = call(verbose, lambda: announced(
+                notices, target_of(config.connect), unplug=config.connect.tcp is None,
+                work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present),
+            ), silent)
     finally:
         printer.close()
     if report is None:

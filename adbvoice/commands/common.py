@@ -12,7 +12,8 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from adbvoice import errors
-from adbvoice.unattended.settings import DEFAULT_ARCHIVE, resolve
+from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
 
@@ -29,6 +30,23 @@ TcpOpt = Annotated[
 ]
 LogFileOpt = Annotated[
     Optional[Path], typer.Option(metavar="PATH", help="Append one line per run here (kept under 2 MB).")
+]
+# What a backup is told beyond where the phone is; `watch` takes them too, so that a
+# scheduled watch can carry them (see unattended/schedule.py).
+SerialOpt = Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")]
+AdbKeyOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="adb's private key; created (0600) if missing, as adb does.", show_default=str(DEFAULT_ADB_KEY)),
+]
+IncludeAudioOpt = Annotated[
+    Optional[bool],
+    typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached "
+                 "audio).", show_default=False),
+]
+LayoutOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
+                 + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
 ]
 
 
