@@ -4,12 +4,16 @@ name, never replacing a different file, and a cut-off restore leaves no half fil
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -252,3 +256,27 @@ def test_ctrl_c_stops_the_restore_cleanly_and_the_rerun_sweeps_and_completes(tmp
     assert rest.exit_code == 0, rest.stderr
     assert temp_files(tree.root) == []
     assert {path: phone_files(tree.root).get(path) for path in lost} == lost
+
+
+def test_on_a_terminal_a_progress_bar_shows_the_notes_going_back(backed_up_phone, archive):
+    phone, tree = backed_up_phone
+    lost = wipe(tree.root)
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a real terminal has a size
+    process = subprocess.Popen([sys.executable, "-m", "adbvoice", "restore", str(archive), "--tcp", phone.address],
+                               stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = process.communicate(timeout=60)[0]
+    os.close(controller)
+    assert process.returncode == 0
+    assert f"/{len(lost)} notes" in shown.decode("utf-8", "replace")
+    assert stdout.startswith(f"restored {len(lost)} notes")

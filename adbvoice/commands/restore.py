@@ -67,7 +67,7 @@ def restore(
         notes=tuple(note or ()),
         dry_run=dry_run,
     )
-    printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
+    printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
@@ -122,7 +122,7 @@ def send(
         connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
         share=share,
     )
-    printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
+    printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
