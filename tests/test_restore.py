@@ -242,8 +242,8 @@ def test_ctrl_c_stops_the_restore_cleanly_and_the_rerun_sweeps_and_completes(tmp
         process = subprocess.Popen([sys.executable, "-m", "adbvoice", "restore", str(archive), "--tcp", phone.address],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
-        while not any(path in phone_files(tree.root) for path in lost) and time.monotonic() < deadline:
-            time.sleep(0.05)  # until the first notes are back
+        while not temp_files(tree.root) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the notes are on their way
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr

@@ -288,19 +288,22 @@ def parse_found(output: bytes, exit_code: int | None) -> list[bytes] | None:
 # --- putting files on the phone: a pushed temp file takes its final name, or is swept -------
 
 FINISH_SCRIPT = (
-    "out=; "
+    "case $(whence -v rename 2>/dev/null) in *builtin*) mv=rename;; *) mv='mv -n';; esac; out=; "
     "while IFS= read -r -d '' t && IFS= read -r -d '' f; do "
     "if [ -e \"$f\" ] || [ -L \"$f\" ]; then rm -f -- \"$t\"; out=${out}X; "
     "elif [ -L \"$t\" ] || [ ! -f \"$t\" ]; then out=${out}S; "
-    "elif mv -n -- \"$t\" \"$f\" 2>/dev/null && [ ! -e \"$t\" ]; then out=${out}R; "
+    "elif $mv -- \"$t\" \"$f\" 2>/dev/null && [ ! -e \"$t\" ]; then out=${out}R; "
     "else rm -f -- \"$t\"; if [ -e \"$f\" ]; then out=${out}X; else out=${out}F; fi; fi; "
     "done; print -n \"$out\""
 )
-"""Gives each pushed temp file its final name, only where no file stands: `mv -n` never
-replaces, and the name is looked at first so that a refusal is told apart from a failure.
-A rename keeps the time the push gave the file. Pairs (temp, final) come NUL-separated on
-stdin; one letter per pair, in order: R renamed, X the final name was taken (the temp file is
-removed), S the temp file is gone, F the rename failed (removed too)."""
+"""Gives each pushed temp file its final name, only where no name stands: the name is looked
+at right before the rename, as toybox's `mv -n` does (stat, then rename(2); nothing in a
+phone's userland renames without replacing in one call). mksh's `rename` builtin (rename(2),
+no process) does it where the shell has one, as Debian's mksh does; else toybox's `mv -n`, a
+process per note, which was most of a restore's time on the emulated phone. A rename keeps the time the push gave the
+file. Pairs (temp, final) come NUL-separated on stdin; one letter per pair, in order: R
+renamed, X the final name was taken (the temp file is removed), S the temp file is gone, F
+the rename failed (removed too)."""
 
 RENAMED, NAME_TAKEN, TEMP_GONE, RENAME_FAILED = "R", "X", "S", "F"
 
