@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup, pairing, prune, unattended, verify
+from adbvoice.commands import archive, backup, pairing, prune, restore, unattended, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -41,6 +41,7 @@ app.add_typer(backup.app)
 app.add_typer(archive.app)
 app.add_typer(verify.app)
 app.add_typer(prune.app)
+app.add_typer(restore.app)
 app.add_typer(unattended.app)
 app.add_typer(pairing.app)
 
