@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "adbvoice"
 BASE = {"errors", "cancel", "events", "display", "whatsapp", "__init__"}
-LAYERS = [BASE, {"phone", "archive"}, {"backup", "prune"}, {"unattended", "views", "demo"}, {"commands", "cli", "__main__"}]
+LAYERS = [BASE, {"phone", "archive", "speech"}, {"backup", "prune", "transcribe"}, {"unattended", "views", "demo"}, {"commands", "cli", "__main__"}]
 LAYER_OF = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 # The emulated phone is the project's test phone: it shares only the wire format, and
 # only the demo (besides tests and benchmarks) starts one.
@@ -30,6 +30,7 @@ LIBRARY_HOMES = {
     "sqlite3": ("adbvoice/archive/catalog.py",),
     "mutagen": ("adbvoice/archive/metadata.py",),
     "adb_shell": ("adbvoice/phone/",),
+    "faster_whisper": ("adbvoice/speech/engine.py",),
 }
 
 

@@ -47,6 +47,10 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio": (False, "default"),
         "layout": ("{year}/{month}/{day}/{name}", "default"),
         "log_file": ("not set", "default"),
+        "transcribe": (False, "default"),
+        "model": ("base", "default"),
+        "language": ("not set", "default"),
+        "languages": ([], "default"),
     }
 
     config_file.write_text(
@@ -58,6 +62,10 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio = true\n"
         'layout = "{device}/{name}"\n'
         'log_file = "/var/tmp/adbvoice.log"\n'
+        "transcribe = true\n"
+        'model = "small"\n'
+        'language = "es"\n'
+        'languages = ["en", "es"]\n'
     )
     from_file = shown(run_cli("config", "show"))
     assert from_file == {
@@ -68,6 +76,10 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "include_audio": (True, f"{config_file}:6"),
         "layout": ("{device}/{name}", f"{config_file}:7"),
         "log_file": ("/var/tmp/adbvoice.log", f"{config_file}:8"),
+        "transcribe": (True, f"{config_file}:9"),
+        "model": ("small", f"{config_file}:10"),
+        "language": ("es", f"{config_file}:11"),
+        "languages": (["en", "es"], f"{config_file}:12"),
     }
 
     monkeypatch.chdir(tmp_path)
@@ -79,6 +91,10 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "INCLUDE_AUDIO": ("off", False),
         "LAYOUT": ("{year}/{name}", "{year}/{name}"),
         "LOG_FILE": ("~/log.txt", str(home / "log.txt")),
+        "TRANSCRIBE": ("no", False),
+        "MODEL": ("/models/tiny.en", "/models/tiny.en"),
+        "LANGUAGE": ("de", "de"),
+        "LANGUAGES": ("de, fr", ["de", "fr"]),
     }
     for name, (text, _) in environment.items():
         monkeypatch.setenv(f"ADBVOICE_{name}", text)

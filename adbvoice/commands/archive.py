@@ -41,7 +41,16 @@ def list_notes(
     Example: adbvoice ls --since 2021-03 --until 2021-03 --source business
     """
     from adbvoice.errors import UsageError
-    from adbvoice.views.listing import FORMATS, list_archive, make_filter, note_json, notes_csv, table_lines
+    from adbvoice.views.listing import (
+        FORMATS,
+        latest_transcripts,
+        list_archive,
+        make_filter,
+        note_json,
+        notes_csv,
+        table_lines,
+        transcript_json,
+    )
 
     def work() -> tuple[str, list]:
         chosen = output_format or ("json" if as_json else "table")
@@ -54,10 +63,11 @@ def list_notes(
         return chosen, list_archive(archive_path(archive), keep)
 
     chosen, notes = call(verbose, work)
+    said = call(verbose, lambda: latest_transcripts(archive_path(archive))) if chosen != "table" else {}
     if chosen == "json":
-        _print_json([note_json(n) for n in notes])
+        _print_json([{**note_json(n), "transcript": transcript_json(said.get(n.sha256))} for n in notes])
     elif chosen == "csv":
-        sys.stdout.write(notes_csv(notes))
+        sys.stdout.write(notes_csv(notes, said))
     else:
         for line in table_lines(notes, header=sys.stdout.isatty()):
             print(line)

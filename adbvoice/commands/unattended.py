@@ -139,7 +139,8 @@ def config_show(verbose: VerboseOpt = False) -> None:
         if value is None:
             print(f"# {name}: not set  ({source})")
         else:
-            shown = json.dumps(value if isinstance(value, bool) else str(value), ensure_ascii=False)
+            plain = list(value) if isinstance(value, tuple) else value if isinstance(value, bool) else str(value)
+            shown = json.dumps(plain, ensure_ascii=False)
             print(f"{name} = {shown}  # {source}")
 
 
