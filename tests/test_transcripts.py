@@ -212,3 +212,63 @@ def test_each_mistake_a_user_can_make_gets_one_line_and_its_own_exit_code(transc
     finally:
         os.close(fd)
     assert transcripts(archive) == []
+
+
+@pytest.fixture(scope="module")
+def six_notes(tmp_path_factory, session_key) -> Path:
+    """The demo phone's six spoken notes (four seconds each), backed up."""
+    from adbvoice.emulator.phonetree import build_demo_phone
+
+    base = tmp_path_factory.mktemp("six")
+    tree = build_demo_phone(base / "sdcard")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+        with EmulatedPhone(tree.root) as phone:
+            result = run_cli("backup", base / "archive", "--tcp", phone.address, "--adb-key", session_key)
+    assert result.exit_code == 0, result.stderr
+    return base / "archive"
+
+
+def consistent_rows(archive: Path) -> int:
+    """How many transcripts the catalog holds, each checked whole: words or a reason, and
+    exactly the indexed words of every transcript that has some."""
+    db = sqlite3.connect(f"{(archive / '.adbvoice' / 'catalog.sqlite').as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT rowid, text, error, segments FROM transcripts").fetchall()
+        indexed = dict(db.execute("SELECT rowid, words FROM transcript_words").fetchall())
+    finally:
+        db.close()
+    for rowid, text, error, segments in rows:
+        assert (text is None) != (error is None)
+        assert json.loads(segments) or error
+        assert indexed.get(rowid) == text or text is None
+    assert len(indexed) == sum(text is not None for _, text, _, _ in rows)
+    return len(rows)
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigkill"])
+def test_a_run_stopped_mid_way_leaves_whole_rows_and_the_next_run_completes(six_notes, tmp_path, stop):
+    import signal
+    import subprocess
+    import sys
+
+    archive = copy_of(six_notes, tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "adbvoice", "transcribe", str(archive), "--model",
+                                str(model("tiny.en"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while consistent_rows(archive) < 1:  # the backup's catalog already has the (empty) tables
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT if stop == "ctrl-c" else signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    if stop == "ctrl-c":
+        assert process.returncode == 130 and "interrupted" in stderr, stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    done = consistent_rows(archive)
+    assert 1 <= done < 6, "the fault did not land mid-run"
+
+    finish = run_cli("transcribe", archive, "--model", model("tiny.en"))
+    assert finish.exit_code == 0, finish.stderr
+    assert finish.stdout.startswith(f"{6 - done} note") and f"{done} already done" in finish.stdout
+    assert consistent_rows(archive) == 6
