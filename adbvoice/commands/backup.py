@@ -77,6 +77,11 @@ def backup(
                            "and exit 22 saying nothing when another run holds the archive.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
+    transcribe: Annotated[
+        Optional[bool],
+        typer.Option("--transcribe/--no-transcribe", help="Then transcribe the notes not transcribed yet "
+                     "(needs the transcribe extra; see `adbvoice transcribe`).", show_default=False),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
     verbose: VerboseOpt = False,
@@ -96,7 +101,7 @@ def backup(
     from adbvoice.unattended.presence import backup_once
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
-                 layout=layout, log_file=log_file)
+                 layout=layout, log_file=log_file, transcribe=transcribe)
     settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
@@ -115,6 +120,12 @@ def backup(
     if report is None:
         raise typer.Exit(errors.EXIT_OK)
     print_report(report, printer, as_json=as_json, quiet=quiet)
+    if settings["transcribe"] and not dry_run:
+        from adbvoice.commands.transcripts import transcribe_after_backup
+
+        with signals_cancel(cancel):
+            call(verbose, lambda: transcribe_after_backup(settings, cancel, quiet=quiet or as_json,
+                                                          silent_if_busy=if_present))
     raise typer.Exit(report.exit_code)
 
 

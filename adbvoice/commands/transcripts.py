@@ -74,6 +74,30 @@ def run_transcription(options: TranscribeOptions, *, quiet: bool, cancel: Cancel
         bar.close()
 
 
+def transcribe_after_backup(settings: Settings, cancel: CancelToken, *, quiet: bool, silent_if_busy: bool) -> None:
+    """`backup --transcribe` and `watch` with `transcribe = true`: after the backup's result
+    is final (archived, durable, reported, logged), hear what it brought. A problem here is a
+    warning line; it never changes the backup's exit code. Ctrl-C still stops it."""
+    from adbvoice import errors
+
+    try:
+        report = run_transcription(transcribe_options(settings), quiet=quiet, cancel=cancel)
+    except errors.InterruptedRun:
+        raise
+    except errors.TranscribeLockedError:
+        if not silent_if_busy:
+            print("adbvoice: warning: not transcribed now: another transcribe run is working on the archive",
+                  file=sys.stderr)
+        return
+    except errors.AdbVoiceError as exc:
+        print(f"adbvoice: warning: the backup is complete, but transcribing failed: {exc}", file=sys.stderr)
+        return
+    for message in report.skipped if not quiet else ():
+        print(f"warning: not transcribed: {message}", file=sys.stderr)
+    if not quiet and (report.transcribed or report.skipped):
+        print(report.summary_line())
+
+
 @app.command()
 def transcribe(
     archive: ArchiveArg = None,

@@ -57,6 +57,10 @@ def watch(
         for message in report.errors:
             print(f"adbvoice: {message}", file=sys.stderr)
         print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+        if settings["transcribe"]:
+            from adbvoice.commands.transcripts import transcribe_after_backup
+
+            transcribe_after_backup(settings, cancel, quiet=False, silent_if_busy=False)
 
     cancel = CancelToken()
     watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)

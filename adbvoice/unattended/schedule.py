@@ -69,6 +69,8 @@ def backup_command(settings: Settings, log_file: Path) -> list[str]:
             argv += [flag, str(settings[name])]
     if settings["include_audio"]:
         argv.append("--include-audio")
+    if settings["transcribe"]:
+        argv.append("--transcribe")
     return argv
 
 
