@@ -272,3 +272,12 @@ def test_a_run_stopped_mid_way_leaves_whole_rows_and_the_next_run_completes(six_
     assert finish.exit_code == 0, finish.stderr
     assert finish.stdout.startswith(f"{6 - done} note") and f"{done} already done" in finish.stdout
     assert consistent_rows(archive) == 6
+
+
+def test_on_a_terminal_the_matching_words_stand_out(transcribed):
+    from tests.conftest import run_on_terminal
+
+    shown = run_on_terminal("search", "--archive", transcribed, "kitchen")
+    assert shown.exit_code == 0, shown.stderr
+    assert "\x1b[1mkitchen\x1b[0m" in shown.stdout and "[kitchen]" not in shown.stdout
+    assert "1 note found" in shown.stderr

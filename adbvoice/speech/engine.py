@@ -15,6 +15,7 @@ then picks the likeliest of those, and below THRESHOLD falls back to the first o
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -56,6 +57,12 @@ class AudioUnreadable(Exception):
     """The file does not decode to audio; the message says why."""
 
 
+def _printable(text: str) -> str:
+    """A sentence as it may be stored and printed: no control characters (a model emits
+    whatever tokens it learned; a terminal must never receive an escape sequence from one)."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text).strip()
+
+
 def model_label(spec: str) -> str:
     """How the catalog names the model: the name, or the folder's absolute path."""
     return str(Path(spec).expanduser().absolute()) if _is_path(spec) else spec
@@ -92,7 +99,7 @@ class Engine:
         segments, info = self._model.transcribe(
             audio, language=chosen, beam_size=BEAM_SIZE, vad_filter=VAD_FILTER, condition_on_previous_text=False
         )
-        heard = [(round(s.start, 2), round(s.end, 2), s.text.strip()) for s in segments if s.text.strip()]
+        heard = [(round(s.start, 2), round(s.end, 2), text) for s in segments if (text := _printable(s.text))]
         language = chosen
         if chosen is None:  # detected by transcribe() itself
             language, probability = info.language, info.language_probability
