@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adbvoice.emulator import EmulatedPhone
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, run_process
 from tests.speech import SPOKEN, archive_path_of, model, spoken_phone
 
 BIRTHDAY = archive_path_of("PTT-20240429-WA0001.opus")
@@ -195,6 +195,11 @@ def test_each_mistake_a_user_can_make_gets_one_line_and_its_own_exit_code(transc
     fails(41, "--model", "enormous", says="no speech model is called 'enormous': use one of tiny")
     fails(41, "--model", tmp_path, says="is not a speech model folder")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    # The hub unreachable (no network); a process of its own, as huggingface_hub reads its
+    # variables once, when it is imported.
+    offline = run_process("transcribe", archive, "--model", "tiny",
+                          env={**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
+    assert offline.exit_code == 42 and "the model 'tiny' is not on disk and could not be downloaded" in offline.stderr
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     fails(42, "--model", "tiny", says="the model 'tiny' is not on disk, and HF_HUB_OFFLINE forbids downloading it")
     fails(44, "--model", model("tiny.en"), "--language", "es", says="does not know the language 'es' (English only")
