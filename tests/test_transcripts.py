@@ -264,6 +264,9 @@ def test_a_run_stopped_mid_way_leaves_whole_rows_and_the_next_run_completes(six_
     while consistent_rows(archive) < 1:  # the backup's catalog already has the (empty) tables
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.02)
+    if stop == "ctrl-c":  # meanwhile a second run finds the archive taken, and leaves at once
+        second = run_cli("transcribe", archive, "--model", model("tiny.en"))
+        assert second.exit_code == 43 and f"adbvoice transcribe pid {process.pid}" in second.stderr, second.stderr
     process.send_signal(signal.SIGINT if stop == "ctrl-c" else signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
     if stop == "ctrl-c":
