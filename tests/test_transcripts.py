@@ -203,6 +203,7 @@ def test_each_mistake_a_user_can_make_gets_one_line_and_its_own_exit_code(transc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     fails(42, "--model", "tiny", says="the model 'tiny' is not on disk, and HF_HUB_OFFLINE forbids downloading it")
     fails(44, "--model", model("tiny.en"), "--language", "es", says="does not know the language 'es' (English only")
+    fails(44, "--model", model("base"), "--language", "klingon", says="does not know the language 'klingon'")
     assert run_cli("transcribe", tmp_path, "--model", model("tiny.en")).exit_code == 24
     assert run_cli("search", "--archive", tmp_path, "birthday").exit_code == 24
     assert run_cli("search", "--archive", archive, "--", "-?!").exit_code == 2

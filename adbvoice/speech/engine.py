@@ -80,8 +80,11 @@ class Engine:
         self.languages: list[str] = model.supported_languages
 
     def check(self, choice: LanguageChoice) -> None:
-        """A language the model does not know is the user's to fix, before any note is heard."""
-        for code in filter(None, (choice.forced, *choice.allowed)):
+        """A language the model does not know is the user's to fix, before any note is heard.
+        The list of the user's languages only narrows detection, which an English-only model
+        does not do: it is not held against one."""
+        allowed = choice.allowed if self.multilingual else ()
+        for code in filter(None, (choice.forced, *allowed)):
             if code not in self.languages:
                 known = "English only (en)" if not self.multilingual else "codes such as en, es, de, zh, ja, th"
                 raise errors.LanguageError(f"the model {self.label} does not know the language {code!r} ({known})")
