@@ -206,6 +206,8 @@ def test_each_mistake_a_user_can_make_gets_one_line_and_its_own_exit_code(transc
     fails(44, "--model", model("base"), "--language", "klingon", says="does not know the language 'klingon'")
     assert run_cli("transcribe", tmp_path, "--model", model("tiny.en")).exit_code == 24
     assert run_cli("search", "--archive", tmp_path, "birthday").exit_code == 24
+    as_json = run_cli("search", "--archive", tmp_path, "birthday", "--json")
+    assert json.loads(as_json.stdout)["error"]["exit_code"] == 24  # a script that asked for JSON gets JSON
     assert run_cli("search", "--archive", archive, "--", "-?!").exit_code == 2
 
     fd = os.open(archive / ".adbvoice" / "transcribe.lock", os.O_RDWR | os.O_CREAT)

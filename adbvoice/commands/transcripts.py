@@ -115,11 +115,12 @@ def transcribe(
 
     Example: adbvoice transcribe --model small --since 2024
     """
-    settings = call(verbose, lambda: resolve(dict(archive=archive, model=model, language=language)))
-    options = call(verbose, lambda: transcribe_options(settings, since=since, until=until))
+    settings = call(verbose, lambda: resolve(dict(archive=archive, model=model, language=language)), as_json=as_json)
+    options = call(verbose, lambda: transcribe_options(settings, since=since, until=until), as_json=as_json)
     cancel = CancelToken()
     with signals_cancel(cancel):
-        report = call(verbose, lambda: run_transcription(options, quiet=quiet or as_json, cancel=cancel))
+        report = call(verbose, lambda: run_transcription(options, quiet=quiet or as_json, cancel=cancel),
+                      as_json=as_json)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -147,7 +148,8 @@ def search(
     from adbvoice.views.listing import make_filter, minutes_seconds
     from adbvoice.views.search import search_archive
 
-    hits = call(verbose, lambda: search_archive(archive_path(archive), words, make_filter(since=since, until=until)))
+    hits = call(verbose, lambda: search_archive(archive_path(archive), words, make_filter(since=since, until=until)),
+                as_json=as_json)
     if as_json:
         print(json.dumps([hit.to_json() for hit in hits], indent=2, ensure_ascii=False))
         return
