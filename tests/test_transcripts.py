@@ -74,6 +74,8 @@ def test_transcribe_then_search_finds_the_note_by_its_words(transcribed):
     assert station[0]["transcript"]["language"] == "en" and station[0]["transcript"]["language_how"] == "only"
     assert "[late]" in station[0]["snippet"] and "[station]" in station[0]["snippet"]
     assert run_cli("search", "--archive", transcribed, "birth").stdout.startswith("2024-04-29")  # a prefix finds it
+    assert run_cli("search", "--archive", transcribed, "birthday", "--since", "2024-04-30").stdout == ""
+    assert BIRTHDAY in run_cli("search", "--archive", transcribed, "birthday", "--until", "2024-04").stdout
     nothing = run_cli("search", "--archive", transcribed, "zebra")
     assert nothing.exit_code == 0 and nothing.stdout == "" and "0 notes found" in nothing.stderr
 
