@@ -30,8 +30,11 @@ def indexed_text(text: str) -> str:
 
 
 def query_tokens(words: Sequence[str]) -> list[list[str]]:
-    """Each query word as the tokens the index holds for it (folded, CJK split)."""
-    tokens = [[fold(t) for t in _TOKEN.findall(indexed_text(word))] for word in words]
+    """Each query word cut where the index cuts it (CJK a character at a time). Case and
+    accents are left to FTS5, which folds a query's phrases with the index's own
+    tokenizer: folding here too could differ from it (NFKD strips the dakuten of が, which
+    unicode61 keeps)."""
+    tokens = [_TOKEN.findall(indexed_text(word)) for word in words]
     return [t for t in tokens if t]
 
 
@@ -67,7 +70,7 @@ def matched_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
     folded, where = _folded_with_positions(text)
     spans = []
     for tokens in query_tokens(words):
-        for token in tokens:
+        for token in map(fold, tokens):
             boundary = "" if _NO_SPACES.fullmatch(token) else r"(?<![^\W_])"
             for found in re.finditer(boundary + re.escape(token), folded):
                 spans.append((where[found.start()], where[found.end() - 1] + 1))
