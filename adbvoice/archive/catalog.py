@@ -568,7 +568,7 @@ class Catalog:
                 f"VALUES ({', '.join('?' * len(_TRANSCRIPT_COLUMNS))})",
                 values,
             )
-            if row.text:
+            if row.text is not None:  # a silent note's empty transcript too: every transcript is indexed
                 self._db.execute(
                     "INSERT INTO transcript_words (rowid, words) VALUES (?, ?)",
                     (cursor.lastrowid, fulltext.indexed_text(row.text)),
