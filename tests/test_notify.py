@@ -113,8 +113,10 @@ def test_with_no_notification_server_the_backup_succeeds_and_says_so_once_in_the
         assert run["outcome"] == "ok" and run["new"] == "6"
 
         add_notes(clean_tree, 2)
-        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")  # a server or an ssh login: no session bus at all
-        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        # A server or an ssh login: a runtime folder, but no session bus at all.
+        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+        (tmp_path / "runtime").mkdir(mode=0o700)
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
         again = run_cli("backup", archive, "--tcp", phone.address, "--notify")
     assert again.exit_code == 0 and "2 new voice notes" in again.stdout
     assert again.stderr == "adbvoice: no desktop notification: no desktop session bus here " \
