@@ -150,6 +150,28 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class PairingCodeWrongError(AdbVoiceError):
+    exit_code = 56
+    summary = "pairing failed: the phone refused the pairing code"
+
+
+class PairingClosedError(AdbVoiceError):
+    """Nothing (or something else) answers at the pairing address, or it hung up midway."""
+
+    exit_code = 57
+    summary = "pairing failed: the phone's pairing dialog is closed (its port is gone)"
+
+
+class PairingNotFoundError(AdbVoiceError):
+    exit_code = 58
+    summary = "pairing by QR code: no phone's pairing service appeared on the network in time"
+
+
+class PairingInputError(AdbVoiceError):
+    exit_code = 59
+    summary = "pairing: the address is not HOST:PORT, or the code is not 6 digits"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import socket
 import tempfile
@@ -17,6 +18,7 @@ from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.log import PacketLog
+from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
 from adbvoice.emulator.storage import PhoneStorage
@@ -85,8 +87,9 @@ class EmulatedPhone:
         self.connections_accepted = 0
         self.shell_available = False
         self._faults = FaultState(faults)
-        self._gatekeeper = Gatekeeper(auth)
         self.state_dir = self._own_state_dir(state_dir)
+        # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
+        self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
         self._storage = PhoneStorage(root, self.state_dir / "data")
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
@@ -122,6 +125,25 @@ class EmulatedPhone:
             "ro.build.version.release": self.android_release,
             "ro.build.version.sdk": str(self.sdk),
         }
+
+    @property
+    def guid(self) -> str:
+        """The Wireless-debugging GUID (persist.adb.wifi.guid): "adb-SERIAL-xxxxxx", made
+        once and kept in the state folder, as adbd keeps it across reboots."""
+        path = self.state_dir / "data" / "misc" / "adb" / "wifi_guid"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"adb-{self.serial}-{secrets.token_urlsafe(4)[:6]}")
+        return path.read_text()
+
+    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0) -> PairingDialog:
+        """Open Wireless debugging's pairing dialog: with a code (a new one if None), or,
+        given the QR code's `service` name, with its password as `secret`. Close it to
+        close its port."""
+        if service is not None and secret is None:
+            raise ValueError("a QR code always carries a password")
+        return PairingDialog(self.guid, secret if secret is not None else new_code(),
+                             self._gatekeeper.allow, host=self.host, port=port, service=service)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -228,7 +250,8 @@ class EmulatedPhone:
 
     @property
     def trusted_keys(self) -> set[str]:
-        """adb public keys accepted so far (listed keys that signed, keys allowed)."""
+        """adb public keys accepted so far (listed keys that signed, keys allowed), kept in
+        the state folder's data/misc/adb/adb_keys."""
         return self._gatekeeper.trusted_keys
 
     # -- internals ----------------------------------------------------------------------------
