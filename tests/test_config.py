@@ -49,6 +49,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "log_file": ("not set", "default"),
         "notify": (False, "default"),
         "notify_always": (False, "default"),
+        "wifi": (False, "default"),
+        "phone": ("not set", "default"),
     }
 
     config_file.write_text(
@@ -62,6 +64,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         'log_file = "/var/tmp/adbvoice.log"\n'
         "notify = true\n"
         "notify_always = false\n"
+        "wifi = true\n"
+        'phone = "pixel"\n'
     )
     from_file = shown(run_cli("config", "show"))
     assert from_file == {
@@ -74,6 +78,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "log_file": ("/var/tmp/adbvoice.log", f"{config_file}:8"),
         "notify": (True, f"{config_file}:9"),
         "notify_always": (False, f"{config_file}:10"),
+        "wifi": (True, f"{config_file}:11"),
+        "phone": ("pixel", f"{config_file}:12"),
     }
 
     monkeypatch.chdir(tmp_path)
@@ -87,6 +93,8 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "LOG_FILE": ("~/log.txt", str(home / "log.txt")),
         "NOTIFY": ("no", False),
         "NOTIFY_ALWAYS": ("1", True),
+        "WIFI": ("on", True),
+        "PHONE": ("tablet", "tablet"),
     }
     for name, (text, _) in environment.items():
         monkeypatch.setenv(f"ADBVOICE_{name}", text)
