@@ -150,6 +150,49 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class TlsNotTrustedError(AdbVoiceError):
+    """Wireless debugging: the phone ended TLS after seeing our key (it forgot this computer)."""
+
+    exit_code = 52
+    summary = "this phone no longer trusts this computer for Wireless debugging: pair again"
+
+
+class PhoneNotOnNetworkError(AdbVoiceError):
+    """--wifi: mDNS did not find the phone, and its last known address did not answer either."""
+
+    exit_code = 53
+    summary = "the remembered phone is not on the network (Wireless debugging off, or mDNS blocked)"
+
+
+class WrongPhoneError(AdbVoiceError):
+    """--wifi: another phone answered at the remembered phone's address."""
+
+    exit_code = 54
+    summary = "a different phone answered at the remembered phone's address"
+
+
+class PairingCodeWrongError(AdbVoiceError):
+    exit_code = 56
+    summary = "pairing failed: the phone refused the pairing code"
+
+
+class PairingClosedError(AdbVoiceError):
+    """Nothing (or something else) answers at the pairing address, or it hung up midway."""
+
+    exit_code = 57
+    summary = "pairing failed: the phone's pairing dialog is closed (its port is gone)"
+
+
+class PairingNotFoundError(AdbVoiceError):
+    exit_code = 58
+    summary = "pairing by QR code: no phone's pairing service appeared on the network in time"
+
+
+class PairingInputError(AdbVoiceError):
+    exit_code = 59
+    summary = "pairing: the address is not HOST:PORT, or the code is not 6 digits"
+
+
 class PhoneMessageTooLongError(AdbVoiceError):
     """A message header claimed more bytes than the link agreed: nothing of it was read."""
 

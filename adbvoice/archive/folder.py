@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.archive.layout import PRIVATE_DIR, with_suffix_number
+from adbvoice.archive.layout import PRIVATE_DIR, with_suffix_number, written_by_adbvoice
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -382,7 +382,8 @@ class Archive:
 
     def files(self) -> Iterator[PurePosixPath]:
         """Every non-folder outside `.adbvoice/`, relative to the root, in sorted walk order:
-        files, and links of any kind, which are listed, never followed."""
+        files, and links of any kind, which are listed, never followed. The page adbvoice
+        writes (layout.written_by_adbvoice) is ours, not a stray: it is not listed."""
         for folder, subfolders, names in os.walk(self.root):
             here = Path(folder)
             if here == self.root:
@@ -390,7 +391,8 @@ class Archive:
             subfolders.sort()
             relative = PurePosixPath(here.relative_to(self.root).as_posix())
             for name in sorted(names) + [d for d in subfolders if (here / d).is_symlink()]:
-                yield relative / name
+                if not written_by_adbvoice(name):
+                    yield relative / name
 
     def path_of(self, relpath: PurePosixPath) -> Path:
         return self.root.joinpath(*relpath.parts)

@@ -84,22 +84,31 @@ def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:
 def _survey(
     phone: Phone, config: BackupConfig, report: RunReport, catalog: Catalog | None
 ) -> tuple[Survey, list[Source]]:
-    """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
+    """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does.
+    What it finds odd lasts (a link, a folder the phone cannot read): `report.lasting`."""
     candidates = sources_for(config.include_audio)
     known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
     phone.deadline.set(SURVEY_TIMEOUTS * config.connect.io_timeout_s, "listing the phone")
     survey = phone.survey([s.path for s in candidates], known)
+    identity = survey.identity
+    if config.expect_serial and identity.serial != config.expect_serial:
+        raise errors.WrongPhoneError(
+            f"{identity.label} answered over {identity.transport}, not the remembered phone (serial "
+            f"{config.expect_serial}): another device has its address now; nothing was copied"
+        )
     phone.deadline.clear()
-    report.device = survey.identity.label
+    report.device = identity.label
+    report.device_serial = identity.serial
+    report.device_model = identity.model
     report.listed_by = survey.listed_by
-    report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
+    report.lasting.extend(f"the phone said: {line}" for line in survey.problems)
     present = []
     for source in candidates:
         root = survey.roots[source.path.encode()]
         if root.is_dir:
             present.append(source)
         elif root.is_link:
-            report.warnings.append(f"{source.path}: a symbolic link, not followed")
+            report.lasting.append(f"{source.path}: a symbolic link, not followed")
     if not present:
         looked = "; ".join(s.path for s in candidates)
         raise errors.NoWhatsAppFoldersError(
@@ -120,7 +129,7 @@ def _announce(plan: Plan, survey: Survey, report: RunReport, on_event: Callable[
     identity = survey.identity
     on_event(Event("connected", f"{identity.label} over {identity.transport}"))
     report.already = plan.already
-    report.warnings.extend(plan.notices)
+    report.lasting.extend(plan.notices)
     on_event(Event("planned", f"{len(plan.copy)} to copy, {plan.already} already archived",
                    files=len(plan.copy), bytes=plan.bytes_to_copy))
 
@@ -134,6 +143,8 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
         try:
             survey, sources = _survey(phone, config, report, catalog)
             plan = _plan(survey, sources, catalog, config)
+            _announce(plan, survey, report, on_event)
+            _tell_once(report, catalog, survey)
         except LinkClosed as exc:
             raise _lost(exc, report) from exc
         finally:
@@ -141,7 +152,6 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
     finally:
         if catalog:
             catalog.close()
-    _announce(plan, survey, report, on_event)
     report.planned = [PlannedCopy(text_path(c.path), c.wanted.as_posix(), c.size) for c in plan.copy]
     return report
 
@@ -167,6 +177,7 @@ def _backup_locked(
         held.expect(MAX_ATTEMPTS * copy_deadline_s(config, len(plan.copy), nbytes)
                     + nbytes / SLOWEST_DISK_BYTES_PER_S + MARGIN_S)
         _announce(plan, survey, report, on_event)
+        _tell_once(report, catalog, survey)
         complete = _copy(phone, config, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
         if survey.fingerprint is not None and not survey.unchanged:
             archived = report.already + report.duplicates + len(report.new_notes)
@@ -181,8 +192,21 @@ def _backup_locked(
         raise
     finally:
         phone.close()
+    catalog.remember_reported(identity.serial, report.lasting, complete=not survey.unchanged)
     _record(catalog, run_id, report, None)
     return report
+
+
+def _tell_once(report: RunReport, catalog: Catalog | None, survey: Survey) -> None:
+    """A warning about the phone's lasting state is told by the first run that finds it;
+    the runs after it know it (`known_warnings`) and say nothing, so a nightly job on a
+    phone with a permanent oddity is quiet and exits 0 from the second night on. An
+    unchanged listing (not fetched again) still holds every oddity told about it."""
+    told = catalog.reported_warnings(survey.identity.serial) if catalog else set()
+    for warning in report.lasting:
+        (report.known_warnings if warning in told else report.warnings).append(warning)
+    if survey.unchanged:
+        report.known_warnings.extend(sorted(told - set(report.lasting)))
 
 
 def _copy(

@@ -38,7 +38,8 @@ def verify(
     # The bar shows notes and bytes on a terminal; per-note lines are not wanted even with -v.
     printer = EventPrinter(quiet=as_json, verbose=False)
     try:
-        report = call(verbose, lambda: verify_archive(archive_path(archive), quick=quick, on_event=printer))
+        report = call(verbose, lambda: verify_archive(archive_path(archive), quick=quick, on_event=printer),
+                      as_json=as_json)
     finally:
         printer.close()
     if as_json:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adbvoice import errors
 from adbvoice.display import capped
-from adbvoice.phone import adbserver, keys, usb
+from adbvoice.phone import adbserver, keys, tls, usb
 from adbvoice.phone.connection import (
     AdbLink,
     AuthRefused,
@@ -19,8 +19,10 @@ from adbvoice.phone.connection import (
     Deadline,
     LinkClosed,
     PhoneMisbehaved,
+    Pipe,
     Signer,
     TcpPipe,
+    TlsRefused,
 )
 from adbvoice.phone.device import Phone, PhoneIdentity
 
@@ -85,7 +87,16 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
     if options.tcp:
         host, port = options.tcp
         pipe = _open_tcp(host, port, options.connect_timeout_s, options.io_timeout_s)
-        return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}")
+
+        def start_tls(raw: Pipe) -> Pipe:
+            """A Wireless-debugging port asked for TLS: it is noticed, not configured."""
+            assert isinstance(raw, TcpPipe)
+            try:
+                return tls.start_tls(raw, options.adb_key, options.io_timeout_s)
+            except (OSError, ValueError) as exc:
+                raise errors.AdbKeyError(f"cannot use the adb key {options.adb_key} for TLS: {exc}") from exc
+
+        return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}", start_tls)
     try:
         served = adbserver.list_devices()
         if served:
@@ -100,13 +111,26 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
 
 
 def _handshake(
-    pipe, options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None], serial: str, transport: str
-) -> Phone:  # noqa: ANN001
+    pipe: Pipe,
+    options: ConnectOptions,
+    signer: Signer,
+    on_prompt: Callable[[str], None],
+    serial: str,
+    transport: str,
+    start_tls: Callable[[Pipe], Pipe] | None = None,
+) -> Phone:
     link = AdbLink(pipe, options.io_timeout_s)
     try:
         banner = link.connect(
-            [signer], options.auth_timeout_s, lambda: on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s))
+            [signer], options.auth_timeout_s, lambda: on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s)),
+            start_tls,
         )
+    except TlsRefused as exc:
+        link.close()
+        raise errors.TlsNotTrustedError(
+            f"{serial} no longer trusts this computer ({exc}): pair again with `adbvoice pair` "
+            "(Settings > Developer options > Wireless debugging)"
+        ) from exc
     except AuthRefused as exc:
         link.close()
         raise errors.NotAuthorizedError(
@@ -119,6 +143,9 @@ def _handshake(
             f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again "
             "(--auth-timeout waits longer)"
         ) from exc
+    except errors.AdbKeyError:
+        link.close()
+        raise
     except PhoneMisbehaved as exc:
         link.close()
         raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
@@ -126,6 +153,8 @@ def _handshake(
         link.close()
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
     model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
+    if link.in_tls:
+        transport = transport.replace("tcp ", "tls ", 1)
     identity = PhoneIdentity(serial, model, None, transport)
     return Phone(link.open, banner.features, identity, link.close, link.deadline)
 

@@ -97,6 +97,11 @@ class AuthRefused(Exception):
     """The phone closed the connection after being offered our public key."""
 
 
+class TlsRefused(Exception):
+    """The phone ended TLS after the handshake, before its CNXN: it does not trust our key
+    (with TLS 1.3 the client's certificate is judged only after the handshake is done)."""
+
+
 class AuthTimedOut(Exception):
     """Nobody accepted our key on the phone within the allowed time."""
 
@@ -150,6 +155,20 @@ class TcpPipe:
             raise LinkTimeout(f"the phone took no data for {self._send_timeout:g} s") from exc
         except OSError as exc:
             raise LinkClosed(f"send failed: {exc}") from exc
+
+    def recv_some(self, limit: int, timeout: float | None) -> bytes:
+        """What has arrived, at least one byte and at most `limit` (TLS reads records so)."""
+        if self._sock.gettimeout() != timeout:
+            self._sock.settimeout(timeout)
+        try:
+            data = self._sock.recv(limit)
+        except socket.timeout as exc:
+            raise LinkTimeout(f"no answer from the phone for {timeout:g} s") from exc
+        except OSError as exc:
+            raise LinkClosed(f"connection lost: {exc}") from exc
+        if not data:
+            raise LinkClosed("the phone closed the connection")
+        return data
 
     def recv_exact(self, size: int, timeout: float | None) -> bytes:
         buf = bytearray(size)
@@ -299,6 +318,7 @@ class AdbLink:
         # Guards the streams and every send (so messages never interleave on the pipe).
         self._lock = threading.Condition()
         self._ended: LinkClosed | None = None  # why the reader thread stopped
+        self.in_tls = False  # the phone asked for TLS (Wireless debugging) and got it
         self.deadline = Deadline()
         # What a message may carry: the protocol's own limit until the phone's CNXN, then
         # the maxdata agreed (adb's check_header does the same on the phone's side).
@@ -311,9 +331,12 @@ class AdbLink:
         signers: Sequence[Signer],
         auth_timeout: float,
         on_prompt: Callable[[], None],
+        start_tls: Callable[[Pipe], Pipe] | None = None,
     ) -> DeviceBanner:
         """CNXN, then AUTH as adb does: try each key's signature, then offer our public key
-        and wait (bounded) for the user to tap Allow on the phone."""
+        and wait (bounded) for the user to tap Allow on the phone. A phone that answers
+        STLS instead (Wireless debugging) gets STLS back, then `start_tls` turns the pipe
+        into TLS, and its CNXN comes inside, with no AUTH."""
         banner = b"host::features=" + ",".join(HOST_FEATURES).encode() + b"\0"
         self._send(wire.A_CNXN, wire.A_VERSION, wire.MAX_PAYLOAD, banner)
         untried = list(signers)
@@ -331,9 +354,18 @@ class AdbLink:
             except LinkClosed as exc:
                 if offered_key:
                     raise AuthRefused(str(exc)) from exc
+                if self.in_tls:
+                    raise TlsRefused(str(exc)) from exc
                 raise
             if msg.command == wire.A_CNXN:
                 return self._accept_banner(msg)
+            if msg.command == wire.A_STLS and not self.in_tls:
+                if start_tls is None:
+                    raise LinkClosed("the phone asks for TLS, which this connection cannot do")
+                self._send(wire.A_STLS, wire.A_STLS_VERSION, 0)
+                self._pipe = start_tls(self._pipe)
+                self.in_tls = True
+                continue
             if msg.command != wire.A_AUTH or msg.arg0 != wire.AUTH_TOKEN:
                 continue  # anything before CNXN must be ignored (protocol.md)
             if untried:

@@ -37,7 +37,7 @@ from adbvoice.prune.report import PruneReport
 from adbvoice.whatsapp import AUDIO_SOURCES, VOICE_SOURCES
 
 ALL_SOURCES = VOICE_SOURCES + AUDIO_SOURCES
-DEFAULT_FAMILIES = ("personal", "business", "legacy")
+DEFAULT_SOURCES = frozenset(s.kind for s in VOICE_SOURCES)  # not WhatsApp Audio unless named
 """What `prune` frees without `--source`: voice notes. `WhatsApp Audio` holds forwarded
 music and recordings the user may not have backed up on purpose, so it goes only when asked."""
 
@@ -65,7 +65,7 @@ class PruneConfig:
     archive: Path
     connect: ConnectOptions
     days: int = plan.DEFAULT_AGE_DAYS
-    families: tuple[str, ...] = DEFAULT_FAMILIES
+    sources: frozenset[str] = DEFAULT_SOURCES  # the catalog's source words (whatsapp.kinds_named)
     dry_run: bool = False
     today: date | None = None  # the day ages count from; today when None
 
@@ -122,7 +122,7 @@ def _prune(
     if not config.dry_run:
         _settle_interrupted(phone, catalog, serial)
     _refuse_archive_on_phone(phone, archive, report.device)
-    chosen = [s for s in ALL_SOURCES if s.family in config.families]
+    chosen = [s for s in ALL_SOURCES if s.kind in config.sources]
     notes = {note.id: note for note in catalog.notes()}
     cutoff = plan.cutoff_for(config.days, config.today or date.today())
     decisions = plan.plan(survey.entries, ALL_SOURCES, chosen, catalog.sightings_on(serial), notes, cutoff, config.days)

@@ -91,8 +91,8 @@ def logged(log: RunLog | None, work: Callable[[], RunReport], *, archive: Path, 
     if log:
         log.write(outcome=report.outcome, exit=report.exit_code, device=report.device or target,
                   new=len(report.new_notes), bytes=report.bytes_copied, already=report.already + report.duplicates,
-                  warnings=len(report.warnings), errors=len(report.errors), duration=since(started),
-                  archive=str(archive))
+                  warnings=len(report.warnings), **({"told_before": len(report.known_warnings)} if report.known_warnings else {}),
+                  errors=len(report.errors), duration=since(started), archive=str(archive))
     return report
 
 
