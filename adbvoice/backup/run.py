@@ -12,7 +12,9 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
+from adbvoice.archive.durability import filesystem_type
 from adbvoice.archive.folder import Archive, HeldLock
+from adbvoice.archive.layout import PORTABLE_FILESYSTEMS
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -53,6 +55,7 @@ def copy_deadline_s(config: BackupConfig, files: int, nbytes: int) -> float:
 def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
     cancel = cancel or CancelToken()
     report = RunReport(dry_run=config.dry_run)
+    config = _for_filesystem(config)
     if config.dry_run:
         return _dry_run(config, report, on_event)
     archive = Archive.open(config.archive, create=True)
@@ -65,6 +68,13 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
             return _backup_locked(config, archive, held, catalog, report, on_event, cancel)
         finally:
             catalog.close()
+
+
+def _for_filesystem(config: BackupConfig) -> BackupConfig:
+    """Names FAT, exFAT, NTFS and SMB take, where the archive is on one of them (decided
+    by the filesystem's type, so the same on every run there)."""
+    portable_names = filesystem_type(config.archive.expanduser().absolute()) in PORTABLE_FILESYSTEMS
+    return replace(config, layout=replace(config.layout, portable_names=portable_names))
 
 
 def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:

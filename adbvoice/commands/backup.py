@@ -50,9 +50,9 @@ def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool
     for message in report.errors:
         print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
     for message in report.known_warnings if verbose else ():
-        print(f"warning (told before): {message}", file=sys.stderr)
+        print(f"warning (told before): {printable(message)}", file=sys.stderr)
     if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 

@@ -48,7 +48,10 @@ def look(options: connect.ConnectOptions) -> list[Sighting]:
         except OSError:
             return []
         return [Sighting(f"{host}:{port}", READY)]
-    served = adbserver.list_devices()
+    try:
+        served = adbserver.list_devices()
+    except adbserver.ServerProtocolError:  # not an adb server: the backup itself says so (exit 71)
+        served = None
     if served:
         found = [Sighting(d.serial, d.state) for d in served if d.state == READY or d.state in WAITING]
     else:
