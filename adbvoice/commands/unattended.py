@@ -13,10 +13,10 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.commands.common import ArchiveArg, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
+from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve, wifi_choice
 
 app = typer.Typer()
 config_app = typer.Typer(help="The config file: where it is, and the settings every command resolves.")
@@ -27,6 +27,8 @@ app.add_typer(config_app, name="config")
 def watch(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     interval: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
     ] = 5.0,
@@ -34,14 +36,16 @@ def watch(
     verbose: VerboseOpt = False,
 ) -> None:
     """Wait for phones and back each one up once every time it is plugged in (or, with
-    --tcp, every time it becomes reachable); stop with Ctrl-C.
+    --tcp or --wifi, every time it becomes reachable); stop with Ctrl-C.
 
-    Example: adbvoice watch --tcp 192.168.1.20
+    Example: adbvoice watch --tcp 192.168.1.20, or adbvoice watch --wifi
     """
     from adbvoice.unattended.watch import Result, Watcher
 
-    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file, wifi=wifi or None,
+                                                  phone=phone)))
     config = call(verbose, lambda: backup_config(settings))
+    choice = call(verbose, lambda: wifi_choice(settings))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=False, verbose=verbose)
 
@@ -59,7 +63,8 @@ def watch(
         print(f"{when} {report.device}: {report.summary_line()}", flush=True)
 
     cancel = CancelToken()
-    watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)
+    watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log,
+                      wifi_choice=choice)
     try:
         with signals_cancel(cancel):
             call(verbose, watcher.run)
@@ -75,6 +80,8 @@ def schedule(
                                     "dividing a day, or 1d (daily at 03:00).")
     ] = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     log_file: LogFileOpt = None,
     cron: Annotated[bool, typer.Option("--cron", help="A line for your crontab.")] = False,
     systemd: Annotated[bool, typer.Option("--systemd", help="A systemd user service and timer.")] = False,
@@ -96,7 +103,9 @@ def schedule(
         raise fail(errors.UsageError("choose one of --cron and --systemd"), verbose)
     if install and uninstall:
         raise fail(errors.UsageError("--install and --uninstall do opposite things: choose one"), verbose)
-    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file, wifi=wifi or None,
+                                                  phone=phone)))
+    call(verbose, lambda: wifi_choice(settings))  # --tcp with --wifi is refused here, not at every run
     root: Path = settings["archive"]
     if uninstall:
         if cron:

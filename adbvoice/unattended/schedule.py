@@ -28,7 +28,7 @@ from pathlib import Path
 from adbvoice import errors
 from adbvoice.unattended.settings import FROM_DEFAULT, Settings
 
-_FLAGS = {"tcp": "--tcp", "serial": "--serial", "adb_key": "--adb-key", "layout": "--layout"}
+_FLAGS = {"tcp": "--tcp", "serial": "--serial", "adb_key": "--adb-key", "layout": "--layout", "phone": "--phone"}
 UNIT_MARKER = "# Installed by `adbvoice schedule`; `adbvoice schedule --systemd --uninstall` removes it."
 
 
@@ -69,6 +69,8 @@ def backup_command(settings: Settings, log_file: Path) -> list[str]:
             argv += [flag, str(settings[name])]
     if settings["include_audio"]:
         argv.append("--include-audio")
+    if settings["wifi"]:
+        argv.append("--wifi")  # the phone's address is looked up by mDNS at each run
     return argv
 
 
