@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import segno
 import typer
 
+from adbvoice import errors
 from adbvoice.commands.common import JsonOpt, VerboseOpt, call
 from adbvoice.display import printable
 from adbvoice.unattended.settings import resolve
@@ -60,7 +61,10 @@ def pair(
         segno.make(invitation.text, error="l").terminal(out=sys.stdout, compact=True)
         print(f"(the QR code says: {invitation.text})", flush=True)
         print(f"Waiting up to {timeout:g} s for the phone…", file=sys.stderr, flush=True)
-        phone = call(verbose, lambda: pair_by_qr(state, invitation, key, timeout, name))
+        try:
+            phone = call(verbose, lambda: pair_by_qr(state, invitation, key, timeout, name))
+        except KeyboardInterrupt:
+            raise typer.Exit(errors.EXIT_INTERRUPTED) from None
     else:
         host, port = call(verbose, lambda: parse_pairing_address(address))
         if code is None:

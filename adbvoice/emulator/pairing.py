@@ -58,6 +58,10 @@ def _certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
             .sign(key, hashes.SHA256()))
 
 
+class _Refused(Exception):
+    """The secret was right but what came with it is not a computer's key."""
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(10**6):06d}"
 
@@ -97,13 +101,6 @@ class PairingDialog:
     def open(self) -> bool:
         return not self._done.is_set()
 
-    def wait_paired(self, timeout: float) -> bool:
-        """Whether a computer paired within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not self.paired_keys and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return bool(self.paired_keys)
-
     def _serve(self) -> None:
         while not self._done.is_set():
             try:
@@ -118,18 +115,19 @@ class PairingDialog:
         channel = PairingChannel(sock, self._context, server=True,
                                  deadline=time.monotonic() + _EXCHANGE_TIMEOUT_S)
         try:
-            theirs = channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid))
-        except (PairingRefused, PairingClosed, PairingProtocolError) as exc:
+            channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid), self._accept)
+        except (PairingRefused, PairingClosed, PairingProtocolError, _Refused) as exc:
             self.failures.append(str(exc))
-            return
+
+    def _accept(self, theirs: PeerInfo) -> None:
+        """The computer proved the secret: trust its key and close the dialog, before the
+        GUID goes back (so a computer that has the GUID is trusted already)."""
         if theirs.kind != RSA_PUB_KEY:
-            self.failures.append(f"peer info of type {theirs.kind}, not a public key")
-            return
+            raise _Refused(f"peer info of type {theirs.kind}, not a public key")
         try:
             self._on_paired(theirs.text)
         except ValueError as exc:
-            self.failures.append(f"not an adb public key: {exc}")
-            return
+            raise _Refused(f"not an adb public key: {exc}") from exc
         self.paired_keys.append(theirs.text)
         self.close()  # the phone's dialog closes on success
 

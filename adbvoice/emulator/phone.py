@@ -97,6 +97,7 @@ class EmulatedPhone:
         self.shell_available = False
         self._faults = FaultState(faults)
         self.state_dir = self._own_state_dir(state_dir)
+        # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
         self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
         self.tls = tls
         self.announce = announce
@@ -154,7 +155,7 @@ class EmulatedPhone:
         if service is not None and secret is None:
             raise ValueError("a QR code always carries a password")
         return PairingDialog(self.guid, secret if secret is not None else new_code(),
-                             self._gatekeeper.add_paired, host=self.host, port=port, service=service)
+                             self._gatekeeper.allow, host=self.host, port=port, service=service)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -272,7 +273,7 @@ class EmulatedPhone:
 
     def trust_key(self, key_text: str) -> None:
         """Trust an adb public key (an adbkey.pub line) as pairing does, across restarts."""
-        self._gatekeeper.add_paired(key_text)
+        self._gatekeeper.allow(key_text)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -51,8 +51,11 @@ class _Collector:
             self.changed.notify_all()
 
 
-def _resolve(zc: Zeroconf, service_type: str, name: str) -> Service | None:
-    info = zc.get_service_info(service_type, name, timeout=_RESOLVE_MS)
+def _resolve(zc: Zeroconf, service_type: str, name: str, deadline: float) -> Service | None:
+    """The name's address and port, asked for no later than `deadline` (plus one short
+    resolve, so a name seen at the last moment is still resolved)."""
+    left_ms = max(200, min(_RESOLVE_MS, int((deadline - time.monotonic()) * 1000)))
+    info = zc.get_service_info(service_type, name, timeout=left_ms)
     if info is None or not info.port:
         return None
     addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
@@ -85,7 +88,7 @@ def _search(service_type: str, timeout: float, wanted: str | None) -> list[Servi
                     if wanted is not None and not instance.startswith(wanted):
                         resolved[name] = Service(instance, "", 0)
                         continue
-                    service = _resolve(zc, service_type, name)
+                    service = _resolve(zc, service_type, name, deadline)
                     resolved[name] = service or Service(instance, "", 0)
                     if service is not None and wanted is not None:
                         return [service]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -183,8 +184,14 @@ class PairingChannel:
         return counter.to_bytes(8, "little") + bytes(4)
 
     # -- the exchange ----------------------------------------------------------------
-    def exchange(self, code: bytes, mine: PeerInfo) -> PeerInfo:
-        """Handshake, SPAKE2, then PeerInfo both ways; the peer's PeerInfo."""
+    def exchange(self, code: bytes, mine: PeerInfo,
+                 accept: Callable[[PeerInfo], None] | None = None) -> PeerInfo:
+        """Handshake, SPAKE2, then PeerInfo both ways; the peer's PeerInfo.
+
+        AOSP's sides both send their PeerInfo before reading the other's. The server here
+        reads first and calls `accept` (which may raise to refuse) before it answers, so
+        that once a client holds the phone's GUID, the phone already trusts its key; a
+        client cannot tell the difference (it sends first either way)."""
         self.handshake()
         exported = self._tls.export_keying_material(EXPORTER_LABEL, EXPORTED_SIZE, None)
         names = (SERVER_NAME, CLIENT_NAME) if self._server else (CLIENT_NAME, SERVER_NAME)
@@ -196,13 +203,18 @@ class PairingChannel:
             raise PairingProtocolError(str(exc)) from exc
         key = HKDF(algorithm=hashes.SHA256(), length=16, salt=None, info=HKDF_INFO).derive(key_material)
         self._seal = AESGCM(key)
-        # Both sides send first and read after (DoExchangePeerInfo), so the side with the
-        # other code finds a PeerInfo that does not open.
+        if self._server:
+            theirs = self._open(self._read_frame(PEER_INFO))
+            if accept is not None:
+                accept(theirs)
+            self._send_frame(PEER_INFO, self._close(mine.pack()))
+            return theirs
         self._send_frame(PEER_INFO, self._close(mine.pack()))
         try:
             sealed = self._read_frame(PEER_INFO)
         except PairingClosed:
-            raise PairingRefused("the other side hung up after our sealed peer info") from None
+            # The phone could not open ours (another code) and hung up without a word.
+            raise PairingRefused("the phone hung up after our sealed peer info") from None
         return self._open(sealed)
 
     def _close(self, plain: bytes) -> bytes:

@@ -64,6 +64,8 @@ SETTINGS = {
         Setting("include_audio", "flag", False),
         Setting("layout", "text", DEFAULT_LAYOUT, Layout.parse),
         Setting("log_file", "path", None),
+        Setting("notify", "flag", False),
+        Setting("notify_always", "flag", False),  # notify also when nothing was new
         Setting("wifi", "flag", False),
         Setting("phone", "text", None),
     )

@@ -4,6 +4,10 @@ and the QR flow's service is found by its name, as a phone that scanned the code
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,3 +61,27 @@ def test_the_guid_is_made_once_and_kept(phone_dir, tmp_path):
     first = EmulatedPhone(phone_dir, serial="R5CT1", state_dir=tmp_path / "s").guid
     assert first.startswith("adb-R5CT1-") and EmulatedPhone(phone_dir, state_dir=tmp_path / "s").guid == first
     assert EmulatedPhone(Path(phone_dir)).guid != first
+
+
+def _serve_with_pairing_dialog(phone_dir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """The emulator's command line, and the line saying where its pairing dialog listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "adbvoice.emulator", str(phone_dir), "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("listening on 127.0.0.1:")
+    return proc, proc.stdout.readline()
+
+
+def test_the_command_line_opens_a_pairing_dialog_and_keeps_the_key_for_its_next_start(adb36, phone_dir, tmp_path):
+    state = tmp_path / "state"
+    proc, line = _serve_with_pairing_dialog(phone_dir, "--state-dir", str(state), "--pairing-code", "905513")
+    try:
+        address, guid = re.fullmatch(r"pairing on (\S+) as (\S+)\n", line).groups()
+        paired = adb36.run("pair", address, "905513", timeout=30)
+        assert paired.returncode == 0 and f"[guid={guid}]" in paired.stdout.decode(), paired
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    kept = (state / "data" / "misc" / "adb" / "adb_keys").read_text().split()
+    assert adb36.public_key.split()[0] in kept
+    assert EmulatedPhone(phone_dir, state_dir=state).guid == guid
