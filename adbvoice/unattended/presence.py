@@ -104,6 +104,6 @@ def backup_once(
                       archive=str(config.archive))
         return None
     report = logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
-    if found is not None:
+    if found is not None and not config.dry_run:  # a dry run changes nothing, the remembered phones included
         wifi.seen(wifi_choice, found, report)
     return report
