@@ -11,17 +11,13 @@ Closing the dialog closes its port: what a computer arriving late finds.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from adbvoice.emulator.mdns import Announcement
 from adbvoice.phone.pairing_wire import (
@@ -50,14 +46,6 @@ def _phone_key() -> rsa.RSAPrivateKey:
         return _KEY
 
 
-def _certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Adb")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
-
-
 class _Refused(Exception):
     """The secret was right but what came with it is not a computer's key."""
 
@@ -81,7 +69,7 @@ class PairingDialog:
         self.paired_keys: list[str] = []
         self._on_paired = on_paired
         key = _phone_key()
-        self._context = tls_context(key, _certificate(key))
+        self._context = tls_context(key)
         self._listener = socket.create_server((host, port))
         self.port = self._listener.getsockname()[1]
         self._done = threading.Event()
