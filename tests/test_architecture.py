@@ -30,6 +30,8 @@ LIBRARY_HOMES = {
     "sqlite3": ("adbvoice/archive/catalog.py",),
     "mutagen": ("adbvoice/archive/metadata.py",),
     "adb_shell": ("adbvoice/phone/",),
+    "jeepney": ("adbvoice/unattended/desktop.py",),
+    "desktop_notifier": ("adbvoice/unattended/desktop.py",),
     "zeroconf": ("adbvoice/phone/mdns.py", "adbvoice/emulator/mdns.py"),
     "nacl": ("adbvoice/phone/spake2.py",),
     "segno": ("adbvoice/commands/pairing.py",),
