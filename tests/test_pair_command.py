@@ -47,6 +47,17 @@ def test_pair_asks_for_the_code_without_echoing_it(phone, home):
     assert known(state_dir(home))[0].guid == phone.guid
 
 
+def test_pair_without_a_code_and_nothing_to_ask_it_from_says_so(phone):
+    from typer.testing import CliRunner
+
+    from adbvoice.cli import app
+
+    with phone.open_pairing("204871") as dialog:
+        result = CliRunner().invoke(app, ["pair", dialog.address], input="")
+    assert result.exit_code == 59 and "no pairing code" in result.stderr
+    assert dialog.attempts == 0
+
+
 def test_a_wrong_code_is_refused_with_its_own_exit_code(phone, home):
     with phone.open_pairing("204871") as dialog:
         wrong = run_cli("pair", dialog.address, "999999")

@@ -12,7 +12,7 @@ import segno
 import typer
 
 from adbvoice import errors
-from adbvoice.commands.common import JsonOpt, VerboseOpt, call
+from adbvoice.commands.common import JsonOpt, VerboseOpt, call, fail
 from adbvoice.display import printable
 from adbvoice.unattended.settings import resolve
 
@@ -68,7 +68,11 @@ def pair(
     else:
         host, port = call(verbose, lambda: parse_pairing_address(address))
         if code is None:
-            code = typer.prompt("Pairing code", hide_input=True, err=True)
+            try:
+                code = typer.prompt("Pairing code", hide_input=True, err=True)
+            except typer.Abort:  # no terminal and nothing on stdin (a script, cron)
+                raise fail(errors.PairingInputError(
+                    "no pairing code: give it after the address, or run this on a terminal"), verbose) from None
         digits = call(verbose, lambda: check_code(code))
         phone = call(verbose, lambda: pair_by_code(state, host, port, digits, key, name))
     print(f"paired: {_said(phone)} now trusts this computer; `adbvoice backup --wifi` finds it by its GUID "
