@@ -26,6 +26,14 @@ def test_a_wrong_code_is_refused_and_nothing_is_trusted(phone, home):
     assert phone.trusted_keys == set()
 
 
+def test_a_wrong_code_is_refused_when_the_phone_answers_first_as_adbd_does(phone, home):
+    with phone.open_pairing("735102", answer_first=True) as dialog:
+        with pytest.raises(errors.PairingCodeWrongError) as refused:
+            pair("127.0.0.1", dialog.port, "735103", home / ".android" / "adbkey")
+        assert "does not open" in str(refused.value.__cause__)  # the phone's GUID came sealed otherwise
+        assert pair("127.0.0.1", dialog.port, "735102", home / ".android" / "adbkey") == phone.guid
+
+
 def test_a_closed_dialog_is_said_to_be_closed(phone, home):
     dialog = phone.open_pairing("735102")
     dialog.close()

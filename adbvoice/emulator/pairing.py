@@ -57,10 +57,11 @@ def new_code() -> str:
 class PairingDialog:
     """One open pairing dialog: listens on `port` until closed or until one pairing succeeds.
 
-    `on_paired(key_text)` is called with the paired computer's adb public key."""
+    `on_paired(key_text)` is called with the paired computer's adb public key, before the
+    GUID goes back; with `answer_first`, in adbd's own order, the GUID goes first."""
 
     def __init__(self, guid: str, secret: str, on_paired: Callable[[str], None], *, host: str = "127.0.0.1",
-                 port: int = 0, service: str | None = None) -> None:
+                 port: int = 0, service: str | None = None, answer_first: bool = False) -> None:
         self.guid = guid
         self.secret = secret
         self.host = host
@@ -68,6 +69,7 @@ class PairingDialog:
         self.failures: list[str] = []
         self.paired_keys: list[str] = []
         self._on_paired = on_paired
+        self._answer_first = answer_first
         key = _phone_key()
         self._context = tls_context(key)
         self._listener = socket.create_server((host, port))
@@ -103,7 +105,8 @@ class PairingDialog:
         channel = PairingChannel(sock, self._context, server=True,
                                  deadline=time.monotonic() + _EXCHANGE_TIMEOUT_S)
         try:
-            channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid), self._accept)
+            channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid), self._accept,
+                             answer_first=self._answer_first)
         except (PairingRefused, PairingClosed, PairingProtocolError, _Refused) as exc:
             self.failures.append(str(exc))
 

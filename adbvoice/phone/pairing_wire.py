@@ -206,14 +206,14 @@ class PairingChannel:
         return counter.to_bytes(8, "little") + bytes(4)
 
     # -- the exchange ----------------------------------------------------------------
-    def exchange(self, code: bytes, mine: PeerInfo,
-                 accept: Callable[[PeerInfo], None] | None = None) -> PeerInfo:
+    def exchange(self, code: bytes, mine: PeerInfo, accept: Callable[[PeerInfo], None] | None = None,
+                 answer_first: bool = False) -> PeerInfo:
         """Handshake, SPAKE2, then PeerInfo both ways; the peer's PeerInfo.
 
-        AOSP's sides both send their PeerInfo before reading the other's. The server here
-        reads first and calls `accept` (which may raise to refuse) before it answers, so
-        that once a client holds the phone's GUID, the phone already trusts its key; a
-        client cannot tell the difference (it sends first either way)."""
+        AOSP's sides both send their PeerInfo before reading the other's (a server with
+        `answer_first` does that too). Otherwise the server reads first and calls `accept`
+        (which may raise to refuse) before it answers, so that once a client holds the
+        phone's GUID the phone already trusts its key; a client sends first either way."""
         self.handshake()
         exported = self._tls.export_keying_material(EXPORTER_LABEL, EXPORTED_SIZE, None)
         names = (SERVER_NAME, CLIENT_NAME) if self._server else (CLIENT_NAME, SERVER_NAME)
@@ -225,7 +225,7 @@ class PairingChannel:
             raise PairingProtocolError(str(exc)) from exc
         key = HKDF(algorithm=hashes.SHA256(), length=16, salt=None, info=HKDF_INFO).derive(key_material)
         self._seal = AESGCM(key)
-        if self._server:
+        if self._server and not answer_first:
             theirs = self._open(self._read_frame(PEER_INFO))
             if accept is not None:
                 accept(theirs)
@@ -237,7 +237,10 @@ class PairingChannel:
         except PairingClosed:
             # The phone could not open ours (another code) and hung up without a word.
             raise PairingRefused("the phone hung up after our sealed peer info") from None
-        return self._open(sealed)
+        theirs = self._open(sealed)
+        if accept is not None:
+            accept(theirs)
+        return theirs
 
     def _close(self, plain: bytes) -> bytes:
         assert self._seal is not None
