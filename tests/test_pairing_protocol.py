@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adbvoice import errors
+from adbvoice.phone import spake2
 from adbvoice.phone.pairing import check_code, new_invitation, pair, parse_pairing_address
 from adbvoice.phone.pairing_wire import CLIENT_NAME, SERVER_NAME
 from adbvoice.phone.spake2 import Spake2, Spake2Error
@@ -48,6 +49,29 @@ def test_spake2_agrees_only_on_the_same_password_and_never_repeats_itself():
     assert again.message != alice.message  # a fresh secret scalar every time
     wrong = Spake2(False, SERVER_NAME, CLIENT_NAME, b"123457")
     assert again.finish(wrong.message) != wrong.finish(again.message)
+
+
+# Known answers from a C port of BoringSSL's spake25519 (spake2-cffi 1.0.1, whose secret
+# scalars come from unseeded rand() and so repeat): its message, and the key it derived
+# from ours, made with the secret bytes below. Both roles; password = code + 64 bytes.
+PASSWORD = b"482916" + bytes(range(64))
+SECRET = bytes(range(100, 164))
+BORINGSSL_ALICE_MSG = bytes.fromhex("ae96abcd7da8930487e50b55c0fde5402bf59c854891fc32ead8ebe1a9eece59")
+OUR_BOB_MSG = bytes.fromhex("65f3289d96d036b9ed16beb9055c63039a15ae7821753c04b91b5e87b09bbf18")
+KEY_WITH_OUR_BOB = bytes.fromhex("1f89baf5b0d346ab2f5f13df085cedfef52f95cce9539fadeeb3b3f043bf1f09"
+                                 "5150849af037ef2b78b0df7e07b2a2962f63eecdb8308c6c1a0eb5925e1f861c")
+BORINGSSL_BOB_MSG = bytes.fromhex("6409766bc0cb923736b439c494902d9171b1f67e21dcc92143c5028c6b178d13")
+OUR_ALICE_MSG = bytes.fromhex("22d7c1a069a7b246153cf7c7ac188d4e84d7be9be4dc06652f35925e304bfd51")
+KEY_WITH_OUR_ALICE = bytes.fromhex("6e43aeba0cad39d4f3ac3fbff8cbcc09176604434f78166747a871c787189001"
+                                   "3ed5068493d483c5c36cbeb237fceb49f51eb7fbad7708bcf19bdd837230b612")
+
+
+def test_spake2_gives_boringssl_s_keys_in_both_roles(monkeypatch):
+    monkeypatch.setattr(spake2, "random_bytes", lambda size: SECRET[:size])
+    bob = Spake2(False, SERVER_NAME, CLIENT_NAME, PASSWORD)
+    assert bob.message == OUR_BOB_MSG and bob.finish(BORINGSSL_ALICE_MSG) == KEY_WITH_OUR_BOB
+    alice = Spake2(True, CLIENT_NAME, SERVER_NAME, PASSWORD)
+    assert alice.message == OUR_ALICE_MSG and alice.finish(BORINGSSL_BOB_MSG) == KEY_WITH_OUR_ALICE
 
 
 def test_spake2_refuses_a_message_that_is_not_a_prime_order_point():
