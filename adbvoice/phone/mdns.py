@@ -16,6 +16,8 @@ from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
 # How long one resolve of a name found by the browser may take; the phone answers at once.
 _RESOLVE_MS = 1500
+# A home network announces a handful; a network that floats thousands is not listened to past this.
+_MAX_NAMES = 256
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,14 @@ class _Collector:
         with self.changed:
             if state_change is ServiceStateChange.Removed:
                 self.names = [n for n in self.names if n != name]
-            elif name not in self.names:
+            elif name not in self.names and len(self.names) < _MAX_NAMES:
                 self.names.append(name)
             self.changed.notify_all()
 
 
-def _resolve(zc: Zeroconf, service_type: str, name: str, deadline: float) -> Service | None:
-    """The name's address and port, asked for no later than `deadline` (plus one short
-    resolve, so a name seen at the last moment is still resolved)."""
-    left_ms = max(200, min(_RESOLVE_MS, int((deadline - time.monotonic()) * 1000)))
-    info = zc.get_service_info(service_type, name, timeout=left_ms)
+def _resolve(zc: Zeroconf, service_type: str, name: str, left_ms: int) -> Service | None:
+    """The name's address and port (from the cache when the announcement brought them)."""
+    info = zc.get_service_info(service_type, name, timeout=min(_RESOLVE_MS, left_ms))
     if info is None or not info.port:
         return None
     addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
@@ -76,19 +76,22 @@ def _search(service_type: str, timeout: float, wanted: str | None) -> list[Servi
             resolved: dict[str, Service] = {}
             while True:
                 with collector.changed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
                     pending = [n for n in collector.names if n not in resolved]
                     if not pending:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
                         collector.changed.wait(left)
                         continue
                 for name in pending:
+                    left_ms = int((deadline - time.monotonic()) * 1000)
+                    if left_ms <= 0:  # the deadline holds however many names keep coming
+                        break
                     instance = _instance_of(name, service_type)
                     if wanted is not None and not instance.startswith(wanted):
                         resolved[name] = Service(instance, "", 0)
                         continue
-                    service = _resolve(zc, service_type, name, deadline)
+                    service = _resolve(zc, service_type, name, left_ms)
                     resolved[name] = service or Service(instance, "", 0)
                     if service is not None and wanted is not None:
                         return [service]
