@@ -14,6 +14,7 @@ import typer
 from adbvoice import errors
 from adbvoice.commands.common import JsonOpt, VerboseOpt, call, fail
 from adbvoice.display import printable
+from adbvoice.unattended.phones import KnownPhone
 from adbvoice.unattended.settings import resolve
 
 app = typer.Typer()
@@ -26,7 +27,7 @@ def _adb_key() -> Path:
     return resolve({})["adb_key"]
 
 
-def _said(phone) -> str:
+def _said(phone: KnownPhone) -> str:
     details = ", ".join(x for x in (phone.model, phone.serial) if x)
     return f"{printable(phone.name)}" + (f" ({printable(details)})" if details else "")
 
@@ -75,8 +76,9 @@ def pair(
                     "no pairing code: give it after the address, or run this on a terminal"), verbose) from None
         digits = call(verbose, lambda: check_code(code))
         phone = call(verbose, lambda: pair_by_code(state, host, port, digits, key, name))
-    print(f"paired: {_said(phone)} now trusts this computer; `adbvoice backup --wifi` finds it by its GUID "
-          f"{printable(phone.guid)}")
+    guid = "" if phone.name == phone.guid else f", GUID {printable(phone.guid)}"
+    print(f"paired: {_said(phone)} now trusts this computer{guid}; `adbvoice backup --wifi` finds it on the "
+          "network from now on")
 
 
 @app.command()
@@ -110,7 +112,8 @@ def phones(
     for row, phone in zip(rows, remembered):
         where = f"on the network at {row['address']}" if row["visible"] else \
             f"not seen now (last at {phone.host}:{phone.port})" if phone.port else "not seen now"
-        print(f"{_said(phone)}  {printable(phone.guid)}  {printable(where)}")
+        guid = "" if phone.name == phone.guid else f"  {printable(phone.guid)}"
+        print(f"{_said(phone)}{guid}  {printable(where)}")
 
 
 @app.command()
