@@ -103,3 +103,15 @@ def test_a_qr_invitation_is_fresh_each_time_and_in_the_format_the_phone_scans():
     assert first != second
     assert first.text == f"WIFI:T:ADB;S:{first.service};P:{first.password};;"
     assert first.password.isalnum() and len(first.password) >= 16
+
+
+def test_the_wireless_libraries_load_only_when_used_not_with_every_command():
+    """A cron backup over USB pays nothing for mDNS, TLS pairing or QR codes."""
+    import json
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import json, sys, adbvoice.cli; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout
+    assert not {"zeroconf", "OpenSSL", "nacl", "segno"} & {name.split(".")[0] for name in json.loads(loaded)}

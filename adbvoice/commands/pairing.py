@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
-import segno
 import typer
 
 from adbvoice import errors
@@ -49,6 +48,8 @@ def pair(
 
     Example: adbvoice pair 192.168.1.20:37125
     """
+    import segno
+
     from adbvoice.phone.pairing import check_code, new_invitation, parse_pairing_address
     from adbvoice.unattended.pairing import pair_by_code, pair_by_qr
     from adbvoice.unattended.phones import default_state_dir

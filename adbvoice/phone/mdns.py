@@ -4,6 +4,10 @@ A phone with Wireless debugging on announces `_adb-tls-connect._tcp` (instance n
 GUID, a port that changes every time Wireless debugging is turned on) and, while a pairing
 dialog is open, `_adb-tls-pairing._tcp`. Only names, addresses and ports are used: the TXT
 records' content changed in 2025 (AOSP adb `client/transport_mdns.cpp`), so nothing leans on it.
+
+zeroconf is imported when a search starts, not with this module: every command (a cron
+backup over USB included) imports this module through the settings, and zeroconf alone
+takes about a fifth of a second to import.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
+if TYPE_CHECKING:
+    from zeroconf import ServiceStateChange, Zeroconf
 
 # How long one resolve of a name found by the browser may take; the phone answers at once.
 _RESOLVE_MS = 1500
@@ -45,6 +51,8 @@ class _Collector:
         self.changed = threading.Condition()
 
     def on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        from zeroconf import ServiceStateChange
+
         with self.changed:
             if state_change is ServiceStateChange.Removed:
                 self.names = [n for n in self.names if n != name]
@@ -55,6 +63,8 @@ class _Collector:
 
 def _resolve(zc: Zeroconf, service_type: str, name: str, left_ms: int) -> Service | None:
     """The name's address and port (from the cache when the announcement brought them)."""
+    from zeroconf import IPVersion
+
     info = zc.get_service_info(service_type, name, timeout=min(_RESOLVE_MS, left_ms))
     if info is None or not info.port:
         return None
@@ -66,6 +76,8 @@ def _resolve(zc: Zeroconf, service_type: str, name: str, left_ms: int) -> Servic
 
 def _search(service_type: str, timeout: float, wanted: str | None) -> list[Service]:
     """Browse for `timeout` seconds (all of it for a listing; until a match for a search)."""
+    from zeroconf import ServiceBrowser, Zeroconf
+
     service_type = full_type(service_type)
     deadline = time.monotonic() + timeout
     collector = _Collector()

@@ -23,16 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adbvoice import errors
 from adbvoice.phone import keys
-from adbvoice.phone.pairing_wire import (
-    DEVICE_GUID,
-    RSA_PUB_KEY,
-    PairingChannel,
-    PairingClosed,
-    PairingProtocolError,
-    PairingRefused,
-    PeerInfo,
-    tls_context,
-)
 
 PAIRING_SERVICE = "_adb-tls-pairing._tcp"
 CONNECT_SERVICE = "_adb-tls-connect._tcp"
@@ -102,6 +92,18 @@ def _host_identity(key_path: Path) -> tuple[rsa.RSAPrivateKey, str]:
 def pair(host: str, port: int, secret: str, key_path: Path, timeout: float = 15.0) -> str:
     """Pair with the phone's pairing service at host:port using the code (or the QR
     password); the phone's GUID. The phone trusts `key_path`'s key from then on."""
+    # pyOpenSSL and libsodium load when a pairing starts, not with every command.
+    from adbvoice.phone.pairing_wire import (
+        DEVICE_GUID,
+        RSA_PUB_KEY,
+        PairingChannel,
+        PairingClosed,
+        PairingProtocolError,
+        PairingRefused,
+        PeerInfo,
+        tls_context,
+    )
+
     key, public_line = _host_identity(key_path)
     where = f"{host}:{port}"
     deadline = time.monotonic() + timeout
