@@ -81,7 +81,12 @@ def _search(service_type: str, timeout: float, wanted: str | None) -> list[Servi
     service_type = full_type(service_type)
     deadline = time.monotonic() + timeout
     collector = _Collector()
-    zc = Zeroconf()
+    try:
+        zc = Zeroconf()
+    except OSError:
+        # No interface takes multicast (a sandbox, a host with only loopback closed to it):
+        # the same as a network that drops mDNS -- nothing is found, callers fall back.
+        return []
     try:
         browser = ServiceBrowser(zc, service_type, handlers=[collector.on_change])
         try:
