@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
-from adbvoice.archive.folder import Archive
+from adbvoice.archive.folder import Archive, refuse_unusable
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -37,14 +37,27 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
     report = RunReport(dry_run=config.dry_run)
     if config.dry_run:
         return _dry_run(config, report, on_event)
-    archive = Archive.open(config.archive, create=True)
-    with archive.lock():
-        archive.sweep_tmp()
-        catalog = Catalog.open(archive.catalog_path)
-        try:
-            return _backup_locked(config, archive, catalog, report, on_event, cancel)
-        finally:
-            catalog.close()
+    root = config.archive.expanduser().absolute()
+    phone = None
+    if not Archive(root).private.is_dir():
+        # A new archive is created only once the phone has answered: a run that cannot
+        # connect leaves no empty folder behind. An existing one is locked first, so a
+        # second run exits at once without touching the phone (a USB phone has one user).
+        refuse_unusable(root)
+        phone = _connect(config, on_event)
+    try:
+        archive = Archive.open(root, create=True)
+        with archive.lock():
+            archive.sweep_tmp()
+            catalog = Catalog.open(archive.catalog_path)
+            try:
+                phone = phone or _connect(config, on_event)
+                return _backup_locked(config, archive, catalog, phone, report, on_event, cancel)
+            finally:
+                catalog.close()
+    finally:
+        if phone is not None:
+            phone.close()
 
 
 def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:
@@ -120,11 +133,11 @@ def _backup_locked(
     config: BackupConfig,
     archive: Archive,
     catalog: Catalog,
+    phone: Phone,
     report: RunReport,
     on_event: Callable[[Event], None],
     cancel: CancelToken,
 ) -> RunReport:
-    phone = _connect(config, on_event)
     run_id = None
     try:
         survey, sources = _survey(phone, config, report, catalog)
@@ -146,8 +159,6 @@ def _backup_locked(
     except errors.AdbVoiceError as exc:
         _record(catalog, run_id, report, exc)
         raise
-    finally:
-        phone.close()
     catalog.remember_reported(identity.serial, report.lasting, complete=not survey.unchanged)
     _record(catalog, run_id, report, None)
     return report
