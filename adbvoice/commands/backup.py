@@ -16,7 +16,7 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
@@ -65,15 +65,18 @@ def backup(
         typer.Option(help="adb's private key; created (0600) if missing, as adb does.",
                      show_default=str(DEFAULT_ADB_KEY)),
     ] = None,
+    # Two flags rather than one --include-audio/--no-include-audio pair: the pair's second
+    # column narrows every option's help to 21 characters at 80 columns.
     include_audio: Annotated[
-        Optional[bool],
-        typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and "
-                     "attached audio).", show_default=False),
-    ] = None,
+        bool, typer.Option("--include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached audio).")
+    ] = False,
+    no_include_audio: Annotated[
+        bool, typer.Option("--no-include-audio", help="Do not, whatever the config file or ADBVOICE_INCLUDE_AUDIO say.")
+    ] = False,
     layout: Annotated[
         Optional[str],
-        typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
-                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
+        typer.Option(metavar="TEMPLATE", help=f"Where notes go in the archive; by default {DEFAULT_LAYOUT}. Tokens: "
+                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=False),
     ] = None,
     log_file: LogFileOpt = None,
     if_present: Annotated[
@@ -82,7 +85,7 @@ def backup(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")] = False,
     verbose: VerboseOpt = False,
     auth_timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
@@ -99,7 +102,10 @@ def backup(
     """
     from adbvoice.unattended.presence import backup_once
 
-    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
+    if include_audio and no_include_audio:
+        raise fail(errors.UsageError("--include-audio and --no-include-audio: give one of them"), verbose, as_json=as_json)
+    audio = True if include_audio else (False if no_include_audio else None)
+    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=audio,
                  layout=layout, log_file=log_file)
     settings = call(verbose, lambda: resolve(flags), as_json=as_json)
     config = call(verbose, lambda: backup_config(
