@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import typer
 
 from adbvoice.cli import app
-from adbvoice.emulator import EmulatedPhone
+from adbvoice.emulator import EmulatedPhone, LinkProfile
 from adbvoice.emulator.phonetree import VOICE, add_notes, build_phone_tree
-from tests.conftest import free_port, run_cli, run_on_terminal
+from tests.conftest import archived_files, free_port, run_cli, run_on_terminal
 
 
 def test_readmes_order_backup_ls_export_verify_gives_no_false_alarm(phone, archive):
@@ -230,3 +234,23 @@ def test_every_help_screen_reads_whole_at_80_columns(path, monkeypatch):
             assert len(line) + 1 + len(after.split()[0]) > width, wrapped
     if path == ("backup",):
         assert "{year}/{month}/{day}/{name}." in screen
+
+
+def test_ctrl_c_says_how_many_notes_were_saved_and_the_log_names_the_phone(long_copy_tree, archive, tmp_path):
+    log = tmp_path / "backup.log"
+    with EmulatedPhone(long_copy_tree.root, link=LinkProfile(rtt_s=0.002, bandwidth_Bps=600_000)) as phone:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", phone.address, "--log-file", str(log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not archived_files(archive) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    saved = len(archived_files(archive))
+    assert process.returncode == 130 and saved
+    said = f"interrupted; {saved} new note{'s' if saved != 1 else ''} archived and complete before it stopped, "
+    assert err.splitlines()[-1] == f"adbvoice: {said}the next run copies the rest"
+    line = log.read_text().splitlines()[-1]
+    assert 'outcome=interrupted exit=130 device="Pixel 7 (EMU0001)"' in line and f" new={saved} " in line

@@ -32,9 +32,16 @@ from adbvoice.whatsapp import Source, sources_for
 MAX_ATTEMPTS = 3
 
 
-def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
+def backup(
+    config: BackupConfig,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken | None = None,
+    report: RunReport | None = None,
+) -> RunReport:
+    """Run one backup; `report` (a fresh one by default) is filled as it goes, so a caller
+    holding it knows, when the run fails, which phone answered and what was saved."""
     cancel = cancel or CancelToken()
-    report = RunReport(dry_run=config.dry_run)
+    report = report or RunReport(dry_run=config.dry_run)
     if config.dry_run:
         return _dry_run(config, report, on_event)
     root = config.archive.expanduser().absolute()
@@ -156,6 +163,10 @@ def _backup_locked(
         error = _lost(exc, report)
         _record(catalog, run_id, report, error)
         raise error from exc
+    except errors.InterruptedRun as exc:
+        error = errors.InterruptedRun(f"interrupted; {_saved(report)} before it stopped, the next run copies the rest")
+        _record(catalog, run_id, report, error)
+        raise error from exc
     except errors.AdbVoiceError as exc:
         _record(catalog, run_id, report, exc)
         raise
@@ -256,11 +267,14 @@ def _refresh(phone: Phone, pending: list[Candidate], report: RunReport) -> list[
     return fresh
 
 
-def _lost(exc: LinkClosed, report: RunReport) -> errors.ConnectionLostError:
+def _saved(report: RunReport) -> str:
     done = len(report.new_notes)
+    return f"{done} new note{'s' if done != 1 else ''} archived and complete"
+
+
+def _lost(exc: LinkClosed, report: RunReport) -> errors.ConnectionLostError:
     return errors.ConnectionLostError(
-        f"lost the phone during the backup ({exc}); {done} new note{'s' if done != 1 else ''} archived "
-        "and complete, run again to copy the rest"
+        f"lost the phone during the backup ({exc}); {_saved(report)}, run again to copy the rest"
     )
 
 

@@ -87,4 +87,6 @@ def backup_once(
             log.write(outcome="absent", exit=errors.EXIT_OK, device=target, duration=since(started),
                       archive=str(config.archive))
         return None
-    return logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
+    report = RunReport(dry_run=config.dry_run)
+    return logged(log, lambda: backup(config, on_event, cancel, report), archive=config.archive, target=target,
+                  so_far=report)
