@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 import typer
@@ -254,3 +256,16 @@ def test_ctrl_c_says_how_many_notes_were_saved_and_the_log_names_the_phone(long_
     assert err.splitlines()[-1] == f"adbvoice: {said}the next run copies the rest"
     line = log.read_text().splitlines()[-1]
     assert 'outcome=interrupted exit=130 device="Pixel 7 (EMU0001)"' in line and f" new={saved} " in line
+
+
+def test_building_the_package_prints_no_deprecation_of_ours(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(Path(__file__).resolve().parents[1]), "--no-deps", "-w", tmp_path, "-v"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "Deprecat" not in built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("adbvoice-*.whl")
+    with zipfile.ZipFile(wheel) as contents:
+        metadata = contents.read(next(n for n in contents.namelist() if n.endswith("/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata.splitlines()
