@@ -28,6 +28,8 @@ class PlannedCopy:
 @dataclass
 class RunReport:
     device: str | None = None
+    device_serial: str | None = None
+    device_model: str | None = None
     listed_by: str | None = None
     dry_run: bool = False
     new_notes: list[NewNote] = field(default_factory=list)

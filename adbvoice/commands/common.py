@@ -13,7 +13,9 @@ from typing import Annotated, Optional, TypeVar
 import typer
 
 from adbvoice import errors
-from adbvoice.unattended.settings import DEFAULT_ARCHIVE, resolve
+from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.display import printable
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
 
@@ -28,8 +30,32 @@ TcpOpt = Annotated[
     typer.Option(metavar="HOST[:PORT]", help="A phone in Wi-Fi debugging mode (port 5555 unless given). "
                  "Without it: USB, or the phones a running adb server holds."),
 ]
+WifiOpt = Annotated[
+    bool, typer.Option("--wifi", help="The phone paired with `adbvoice pair`, found on the network by mDNS "
+                       "(Wireless debugging, Android 11+).")
+]
+PhoneOpt = Annotated[
+    Optional[str], typer.Option(metavar="NAME", help="Which remembered phone, when several are (implies --wifi).")
+]
 LogFileOpt = Annotated[
     Optional[Path], typer.Option(metavar="PATH", help="Append one line per run here (kept under 2 MB).")
+]
+# What a backup is told beyond where the phone is; `watch` takes them too, so that a
+# scheduled watch can carry them (see unattended/schedule.py).
+SerialOpt = Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")]
+AdbKeyOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="adb's private key; created (0600) if missing, as adb does.", show_default=str(DEFAULT_ADB_KEY)),
+]
+IncludeAudioOpt = Annotated[
+    Optional[bool],
+    typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached "
+                 "audio).", show_default=False),
+]
+LayoutOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
+                 + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
 ]
 
 
@@ -52,7 +78,7 @@ def fail(
     if isinstance(exc, silent):
         return typer.Exit(code)
     if isinstance(exc, errors.AdbVoiceError):
-        print(f"adbvoice: {exc}", file=sys.stderr)
+        print(f"adbvoice: {printable(str(exc))}", file=sys.stderr)
         if verbose and exc.__cause__ is not None:
             print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
         return typer.Exit(code)
