@@ -218,6 +218,48 @@ class LanguageError(AdbVoiceError):
     summary = "the speech model does not know the language asked for"
 
 
+class PhoneMessageTooLongError(AdbVoiceError):
+    """A message header claimed more bytes than the link agreed: nothing of it was read."""
+
+    exit_code = 65
+    summary = "the phone sent a message longer than the ADB protocol allows"
+
+
+class PhoneSentTooMuchError(AdbVoiceError):
+    """Output past its cap, or data sent past flow control: no real phone does either."""
+
+    exit_code = 66
+    summary = "the phone sent more than any real phone would (output past its cap, or ignoring flow control)"
+
+
+class PhoneTooSlowError(AdbVoiceError):
+    """A deadline passed that a trickle of bytes cannot extend (handshake, request or run)."""
+
+    exit_code = 67
+    summary = "the phone did not finish in time: a deadline that a trickle cannot extend passed"
+
+
+class StaleLockError(AdbVoiceError):
+    """The lock's holder is past the end it expected for itself: hung, not busy."""
+
+    exit_code = 68
+    summary = "the archive has been locked for longer than the run holding it expected (a hung run?)"
+
+
+class UnsafeStateFolderError(AdbVoiceError):
+    """Something in `.adbvoice/` is a link, not what it should be, or not the user's."""
+
+    exit_code = 69
+    summary = "the archive's .adbvoice folder holds a link or something that is not yours"
+
+
+class ArchiveNotPrivateError(AdbVoiceError):
+    """The archive folder belongs to someone else, or others may write in it."""
+
+    exit_code = 70
+    summary = "the archive folder is not private: another user owns it or may write in it"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

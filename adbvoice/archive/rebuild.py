@@ -109,6 +109,7 @@ def rebuild_catalog(root: Path) -> RebuildReport:
             f"{archive.root} is not an adbvoice archive (no {PRIVATE_DIR}/ folder); if it holds notes "
             f"copied from one, create {PRIVATE_DIR}/ in it and rebuild again"
         )
+    archive.check()
     report = RebuildReport()
     with archive.lock():
         archive.tmp.mkdir(mode=DIR_MODE, exist_ok=True)

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call
+from adbvoice.display import printable
 
 app = typer.Typer()
 catalog_app = typer.Typer(help="Look after the archive's catalog.", no_args_is_help=True)
@@ -73,7 +74,7 @@ def list_notes(
         terminal = sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if terminal else None
         for line in table_lines(notes, header=terminal, width=width):
-            print(line)
+            print(printable(line))
 
 
 @app.command()
@@ -88,7 +89,7 @@ def stats(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbose
     if as_json:
         _print_json(found.to_json())
     else:
-        print("\n".join(stats_lines(found, histogram=sys.stdout.isatty())))
+        print("\n".join(printable(line) for line in stats_lines(found, histogram=sys.stdout.isatty())))
 
 
 @app.command()
@@ -111,7 +112,7 @@ def info(
     if as_json:
         _print_json(found.to_json())
     else:
-        print("\n".join(info_lines(found)))
+        print("\n".join(printable(line) for line in info_lines(found)))
 
 
 @app.command()
@@ -152,9 +153,9 @@ def rebuild(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbo
         _print_json(report.to_json())
     else:
         for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"warning: {printable(warning)}", file=sys.stderr)
         if verbose:
             for skipped in report.skipped:
-                print(f"skipped {skipped}", file=sys.stderr)
+                print(f"skipped {printable(skipped)}", file=sys.stderr)
         print(report.summary_line())
     raise typer.Exit(report.exit_code)

@@ -19,6 +19,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve, wifi_choice
 
@@ -45,9 +46,9 @@ def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool
         return
     if report.dry_run:
         for item in report.planned:
-            print(f"would copy {item.phone_path} -> {item.archive_path}")
+            print(printable(f"would copy {item.phone_path} -> {item.archive_path}"))
     for message in report.errors:
-        print(f"adbvoice: {message}", file=sys.stderr)
+        print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
         print(f"warning: {message}", file=sys.stderr)
     for message in report.known_warnings if verbose else ():
@@ -83,7 +84,8 @@ def backup(
     notify_always: NotifyAlwaysOpt = None,
     if_present: Annotated[
         bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
-                           "and exit 22 saying nothing when another run holds the archive.")
+                           "and exit 22 saying nothing when another run holds the archive (a run stuck past "
+                           "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
     transcribe: Annotated[

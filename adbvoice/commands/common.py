@@ -14,6 +14,7 @@ import typer
 
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.display import printable
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
@@ -77,7 +78,7 @@ def fail(
     if isinstance(exc, silent):
         return typer.Exit(code)
     if isinstance(exc, errors.AdbVoiceError):
-        print(f"adbvoice: {exc}", file=sys.stderr)
+        print(f"adbvoice: {printable(str(exc))}", file=sys.stderr)
         if verbose and exc.__cause__ is not None:
             print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
         return typer.Exit(code)

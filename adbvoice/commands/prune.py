@@ -14,7 +14,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call
 from adbvoice.commands.progress import EventPrinter
-from adbvoice.display import human_bytes, text_path
+from adbvoice.display import human_bytes, printable, text_path
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
 from adbvoice.whatsapp import kinds_named
 
@@ -128,14 +128,14 @@ def _print(report: PruneReport, printer: EventPrinter, *, as_json: bool, quiet: 
     if report.dry_run:
         for decision in report.decisions:
             if decision.deletable:
-                print(f"delete  {text_path(decision.path)}  (archived as {decision.note.archive_path})")
+                print(printable(f"delete  {text_path(decision.path)}  (archived as {decision.note.archive_path})"))
             else:
-                print(f"keep    {text_path(decision.path)}  ({decision.reason})")
+                print(printable(f"keep    {text_path(decision.path)}  ({decision.reason})"))
     elif verbose:
         for decision in report.deleted:
-            print(f"deleted {text_path(decision.path)}")
+            print(printable(f"deleted {text_path(decision.path)}"))
     for message in report.warnings:  # even under --quiet: an exit of 3 must say why
         printer.close()
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
     if not quiet:
         print(report.summary_line())

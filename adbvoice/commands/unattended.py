@@ -27,6 +27,7 @@ from adbvoice.commands.common import (
 )
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
 
@@ -72,14 +73,14 @@ def watch(
             notices.backup_ended(result.key, result.report, result.error, unplug=config.connect.tcp is None)
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
-            print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
+            print(printable(f"adbvoice: {when} {result.key}: {result.error}"), file=sys.stderr, flush=True)
             return
         report = result.report
         for message in report.warnings if verbose else ():
             printer.warn(message)
         for message in report.errors:
-            print(f"adbvoice: {message}", file=sys.stderr)
-        print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+            print(f"adbvoice: {printable(message)}", file=sys.stderr)
+        print(printable(f"{when} {report.device}: {report.summary_line()}"), flush=True)
         if settings["transcribe"]:
             from adbvoice.commands.transcripts import transcribe_after_backup
 

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adbvoice import errors
+from adbvoice.display import capped
 from adbvoice.phone import adbserver, keys, tls, usb
 from adbvoice.phone.connection import (
     AdbLink,
     AuthRefused,
     AuthTimedOut,
+    Deadline,
     LinkClosed,
+    PhoneMisbehaved,
     Pipe,
     Signer,
     TcpPipe,
@@ -136,14 +139,17 @@ def _handshake(
     except errors.AdbKeyError:
         link.close()
         raise
+    except PhoneMisbehaved as exc:
+        link.close()
+        raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
     except LinkClosed as exc:
         link.close()
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
-    model = banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone"
+    model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
     if link.in_tls:
         transport = transport.replace("tcp ", "tls ", 1)
     identity = PhoneIdentity(serial, model, None, transport)
-    return Phone(link.open, banner.features, identity, link.close)
+    return Phone(link.open, banner.features, identity, link.close, link.deadline)
 
 
 def _through_server(
@@ -170,13 +176,15 @@ def _through_server(
         device = again[0]
     features = frozenset(adbserver.query(port, f"host-serial:{device.serial}:features").split(","))
 
+    deadline = Deadline()
+
     def opener(service: str, *, background: bool = False) -> adbserver.ServerStream:  # noqa: ARG001
         """The adb server acknowledges the phone's data itself: `background` changes nothing."""
-        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s)
+        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s, deadline)
 
-    model = device.props.get("model", "Android phone").replace("_", " ")
+    model = capped(device.props.get("model", "Android phone").replace("_", " "))
     identity = PhoneIdentity(device.serial, model, None, "adb server")
-    return Phone(opener, features, identity, lambda: None)
+    return Phone(opener, features, identity, lambda: None, deadline)
 
 
 def _over_usb(options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None]) -> Phone:

@@ -29,7 +29,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
 from adbvoice.phone import connect, scripts
 from adbvoice.phone.connect import ConnectOptions
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, PhoneMisbehaved
 from adbvoice.phone.device import Phone
 from adbvoice.prune import plan
 from adbvoice.prune.plan import Decision
@@ -87,6 +87,8 @@ def prune(
             phone = connect.connect(config.connect, lambda text: on_event(Event("prompt", text)))
             try:
                 return _prune(config, archive, catalog, phone, on_event, confirm, cancel)
+            except PhoneMisbehaved as exc:
+                raise exc.error(f"stopped: {exc}, which no real phone does; every note deleted so far is recorded") from exc
             except LinkClosed as exc:
                 raise errors.ConnectionLostError(
                     f"lost the phone during the prune ({exc}); every note deleted so far is recorded, "
@@ -149,7 +151,7 @@ def _refuse_archive_on_phone(phone: Phone, archive: Archive, label: str) -> None
     phone sees it, the archive is the phone's storage (however it is mounted here)."""
     name = f"adbvoice-prune-probe-{secrets.token_hex(16)}"
     probe = archive.private / name
-    probe.touch(mode=0o600)
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
     try:
         found = phone.find_name(PROBE_ROOTS, name, PROBE_TIMEOUT_S, skip=PROBE_SKIP)
     finally:

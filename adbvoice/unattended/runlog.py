@@ -24,6 +24,7 @@ import platformdirs
 
 from adbvoice import errors
 from adbvoice.backup.report import RunReport
+from adbvoice.display import printable
 
 MAX_BYTES = 1_000_000
 
@@ -98,7 +99,7 @@ def logged(log: RunLog | None, work: Callable[[], RunReport], *, archive: Path, 
 def _word(value: object) -> str:
     """A value as one word: plain when it is one already, else a JSON string."""
     text = str(value)
-    return text if re.fullmatch(r"[\w.:/+-]+", text) else json.dumps(text, ensure_ascii=False)
+    return text if re.fullmatch(r"[\w.:/+-]+", text) else json.dumps(printable(text), ensure_ascii=False)
 
 
 def _outcome(exc: Exception) -> str:

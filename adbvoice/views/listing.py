@@ -225,12 +225,24 @@ def note_json(note: NoteRow) -> dict:
     return data
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV Injection"):
+# a phone's model or a note's name could be `=HYPERLINK(...)`.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet shows as text: a leading ' where it would start a formula."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def notes_csv(notes: Sequence[NoteRow], said: dict[str, TranscriptRow]) -> str:
-    """The JSON fields as CSV columns, an empty cell for null, a transcript as its text."""
+    """The JSON fields as CSV columns, an empty cell for null, a transcript as its text, no
+    cell a formula."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=JSON_FIELDS, lineterminator="\n")
     writer.writeheader()
     for note in notes:
         found = said.get(note.sha256)
-        writer.writerow({**note_json(note), "transcript": found.text if found else None})
+        row = {**note_json(note), "transcript": found.text if found else None}
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return out.getvalue()
