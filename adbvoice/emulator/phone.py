@@ -30,6 +30,8 @@ FEATURES = (
     wire.FEATURE_STAT_V2,
     wire.FEATURE_LS_V2,
     wire.FEATURE_SENDRECV_V2,
+    "abb",
+    "abb_exec",
 )
 _STOP_TIMEOUT_S = 5.0
 
@@ -121,6 +123,11 @@ class EmulatedPhone:
             "ro.product.device": self.device,
             "ro.build.version.release": self.android_release,
             "ro.build.version.sdk": str(self.sdk),
+            # A production ("user") build: adbd cannot run as root (adb root says so).
+            "ro.build.type": "user",
+            "ro.debuggable": "0",
+            # init's record of its services (init/service.cpp, NotifyStateChange).
+            "init.svc.adbd": "running",
         }
 
     # -- lifecycle ------------------------------------------------------------------------

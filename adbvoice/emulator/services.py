@@ -1,7 +1,7 @@
 """Which service an OPEN asks for, parsed as adbd does (daemon/services.cpp).
 
-Only `sync:`, `shell...:` and `exec:` exist on this phone; any other destination is
-refused with CLSE, as adbd does for a service it cannot create.
+`sync:`, `shell...:`, `exec:` and `abb:`/`abb_exec:` exist on this phone; any other
+destination is refused with CLSE, as adbd does for a service it cannot create.
 """
 
 from __future__ import annotations
@@ -43,7 +43,22 @@ def parse_service(destination: bytes) -> SyncRequest | ShellRequest | None:
         return ShellRequest(command or None, pty=True, raw_pty=True, protocol=False, term=None)
     if name.startswith(b"shell"):
         return _parse_shell(name[len(b"shell"):])
+    if name.startswith((b"abb:", b"abb_exec:")):
+        return _parse_abb(name)
     return None
+
+
+def _parse_abb(name: bytes) -> ShellRequest:
+    """`abb:ARG\0ARG...` (daemon/abb.cpp): adbd hands the arguments to the binder
+    front end, cmd, run in its abb process; `abb:` speaks the shell protocol, `abb_exec:`
+    none. Here cmd is /system/bin/cmd, and abb_exec's socketpair is a raw PTY, as for
+    exec: (binary-safe alike)."""
+    kind, _, args = name.partition(b":")
+    quoted = b" ".join(b"'" + arg.replace(b"'", b"'\\''") + b"'" for arg in args.split(b"\0") if arg)
+    command = b"exec /system/bin/cmd " + quoted
+    if kind == b"abb":
+        return ShellRequest(command, pty=False, raw_pty=False, protocol=True, term=None)
+    return ShellRequest(command, pty=True, raw_pty=True, protocol=False, term=None)
 
 
 def _parse_shell(args: bytes) -> ShellRequest | None:
