@@ -23,26 +23,32 @@ from collections.abc import Sequence
 _START_TIMEOUT_S = 20.0
 _NAMESPACES = ("--user", "--mount", "--net", "--pid", "--ipc", "--uts")
 
-# Run inside the namespaces by the system's python3 (under /usr, which the phone sees):
-# make a TCP socket there (connected to, or listening on, 127.0.0.1:PORT) and hand its
-# descriptor back over stdin, a Unix socket. A socket keeps the network namespace it was
-# made in, so the emulator uses it as its own.
+# Run inside the namespaces by the system's python3 (under /usr, which the phone sees),
+# for as long as the phone lives: for each request on stdin, a Unix socket ("connect
+# PORT" or "listen PORT", one line), it makes a TCP socket there (connected to, or
+# listening on, 127.0.0.1:PORT) and hands its descriptor back. A socket keeps the network
+# namespace it was made in, so the emulator uses it as its own. One process for all
+# requests keeps a connection as quick as adbd's own connect(), which the host expects
+# to be answered before anything else happens on the port.
 _SOCKET_MAKER = """
-import socket, sys
-kind, port = sys.argv[1], int(sys.argv[2])
+import socket
 back = socket.socket(fileno=0)
-s = socket.socket()
-try:
-    if kind == "connect":
-        s.connect(("127.0.0.1", port))
+lines = back.makefile("rb")
+for line in lines:
+    kind, port = line.decode().split()
+    s = socket.socket()
+    try:
+        if kind == "connect":
+            s.connect(("127.0.0.1", int(port)))
+        else:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(port)))
+            s.listen(16)
+    except OSError as e:
+        back.sendall(("error:" + (e.strerror or str(e))).encode())
     else:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        s.listen(16)
-except OSError as e:
-    back.sendall(("error:" + (e.strerror or str(e))).encode())
-else:
-    socket.send_fds(back, [b"ok"], [s.fileno()])
+        socket.send_fds(back, [b"ok"], [s.fileno()])
+    s.close()
 """
 
 
@@ -61,6 +67,9 @@ class PhoneNamespaces:
         self._holder: subprocess.Popen[bytes] | None = None
         self._target = 0
         self._keeper: threading.Thread | None = None
+        self._maker: subprocess.Popen[bytes] | None = None
+        self._maker_socket: socket.socket | None = None
+        self._maker_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the holder and find the process whose namespaces the commands enter.
@@ -101,6 +110,7 @@ class PhoneNamespaces:
             leaf = _leaf(self._holder.pid)
             if leaf != self._holder.pid and _comm(leaf) == "sleep":
                 self._target = leaf
+                self._start_socket_maker()
                 return
             time.sleep(0.01)
         self.close()
@@ -113,28 +123,34 @@ class PhoneNamespaces:
             "--preserve-credentials", "--root", "--wd", "--", *argv,
         ]
 
-    def tcp_socket(self, kind: str, port: int) -> socket.socket:
-        """A TCP socket of the phone's network: "connect"ed to its 127.0.0.1:PORT, or
-        "listen"ing there. Raises OSError with the phone's reason."""
+    def _start_socket_maker(self) -> None:
         ours, theirs = socket.socketpair()
-        with ours, theirs:
-            proc = subprocess.Popen(
-                self.enter([self._python, "-c", _SOCKET_MAKER, kind, str(port)]),
+        with theirs:
+            self._maker = subprocess.Popen(
+                self.enter([self._python, "-c", _SOCKET_MAKER]),
                 stdin=theirs, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={"PATH": "/system/bin"},
             )
-            theirs.close()
-            try:
-                message, fds, _, _ = socket.recv_fds(ours, 256, 1)
-            finally:
-                proc.wait()
+        self._maker_socket = ours
+
+    def tcp_socket(self, kind: str, port: int) -> socket.socket:
+        """A TCP socket of the phone's network: "connect"ed to its 127.0.0.1:PORT, or
+        "listen"ing there. Raises OSError with the phone's reason."""
+        with self._maker_lock:
+            if self._maker_socket is None:
+                raise OSError("the phone is stopped")
+            self._maker_socket.sendall(f"{kind} {port}\n".encode())
+            message, fds, _, _ = socket.recv_fds(self._maker_socket, 256, 1)
         if not fds:
-            reason = message.decode("utf-8", "replace").removeprefix("error:") or "no socket"
-            raise OSError(reason)
+            raise OSError(message.decode("utf-8", "replace").removeprefix("error:") or "the phone is stopped")
         return socket.socket(fileno=fds[0])
 
     def close(self) -> None:
         """End the holder; the kernel kills every process left in the pid namespace."""
+        with self._maker_lock:
+            if self._maker_socket is not None:
+                self._maker_socket.close()
+                self._maker_socket = None
         if self._holder is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._holder.pid, signal.SIGKILL)
@@ -143,6 +159,9 @@ class PhoneNamespaces:
             if self._holder.stderr is not None:
                 self._holder.stderr.close()
             self._holder = None
+        if self._maker is not None:
+            self._maker.wait(5)  # gone with its pid namespace
+            self._maker = None
 
 
 def _children(pid: int) -> list[int]:

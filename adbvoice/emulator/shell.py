@@ -87,7 +87,7 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
     if slave >= 0:
         os.close(slave)
     if request.protocol:
-        _ShellProtocolSession(stream, sandbox, proc, master).run()
+        _ShellProtocolSession(stream, sandbox, proc, master, request.in_process).run()
     else:
         _RawSession(stream, sandbox, proc, master).run()
 
@@ -196,8 +196,11 @@ class _RawSession(_Session):
 class _ShellProtocolSession(_Session):
     """Shell protocol v2 (shell_protocol.h): [id:u8][length:u32 LE][data] both ways."""
 
-    def __init__(self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int):
+    def __init__(
+        self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int, in_process: bool
+    ):
         super().__init__(stream, sandbox, proc, master)
+        self._in_process = in_process
         self._write_lock = threading.Lock()
         self._inbuf = bytearray()
 
@@ -222,6 +225,8 @@ class _ShellProtocolSession(_Session):
         # adbd stops passing data once both outputs are closed, then waits for the
         # process and sends its exit code (Subprocess::WaitForExit).
         code = self._sandbox.reap(self._proc)
+        if self._in_process:
+            code = 1
         try:
             self._packet(wire.SHELL_EXIT, bytes([code & 0xFF]))
             self._stream.finish()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adbvoice.emulator import EmulatedPhone
-from tests.emulator.helpers import Adb
+from tests.emulator.helpers import Adb, free_port
 
 TMP = "/data/local/tmp"
 
@@ -114,3 +115,64 @@ def test_a_file_the_shell_user_may_not_read_is_not_pulled(sh: Adb, device: Emula
     assert b"remote open failed: Permission denied" in pulled.stdout + pulled.stderr
     assert not os.path.exists(tmp_path / "secret")
     shell(sh, device, f"rm -f {TMP}/secret")
+
+
+def test_forward_reaches_a_port_a_shell_listens_on(sh: Adb, device: EmulatedPhone) -> None:
+    """test_zero_packet: `adb forward` to a phone port where `nc -l` listens, with
+    payloads that fill whole USB packets (512, 1024)."""
+    s = ("-s", device.address)
+    phone_port = free_port()
+    local = int(sh.run(*s, "forward", "tcp:0", f"tcp:{phone_port}").stdout)
+    try:
+        for size in (512, 1024):
+            listener = subprocess.Popen([sh.binary, *s, "shell", f"echo foo | nc -l -p {phone_port}; echo done"],
+                                        env=sh.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            deadline = time.monotonic() + 5
+            while phone_port not in listening_ports(sh, device) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with socket.create_connection(("127.0.0.1", local)) as sock:
+                sock.sendall(b"a" * size)
+                assert sock.recv(4096) == b"foo\n"
+            out, _ = listener.communicate(timeout=10)
+            assert out.endswith(b"done\n")
+        # Nothing listens any more: adbd refuses the OPEN, and adb drops the connection.
+        with socket.create_connection(("127.0.0.1", local)) as sock:
+            sock.settimeout(10)
+            assert sock.recv(10) == b""
+    finally:
+        sh.run(*s, "forward", "--remove-all")
+
+
+def listening_ports(adb: Adb, phone: EmulatedPhone) -> set[int]:
+    """The phone's listening TCP ports, from its own /proc/net/tcp."""
+    rows = shell(adb, phone, "cat /proc/net/tcp").stdout.decode().splitlines()[1:]
+    return {int(row.split()[1].split(":")[1], 16) for row in rows if row.split()[3] == "0A"}
+
+
+def test_reverse_listens_on_the_phone_and_opens_streams_to_the_host(sh: Adb, device: EmulatedPhone) -> None:
+    """ForwardReverseTest: the list, --no-rebind, tcp:0, and bytes sent into an
+    `adb forward` that come back out of an `adb reverse` of the same phone port."""
+    s = ("-s", device.address)
+    phone_port, host_port = free_port(), free_port()
+    assert sh.run(*s, "reverse", "--no-rebind", f"tcp:{phone_port}", "tcp:1").returncode == 0
+    refused = sh.run(*s, "reverse", "--no-rebind", f"tcp:{phone_port}", "tcp:2")
+    assert refused.returncode == 1 and b"cannot rebind existing socket" in refused.stderr
+    assert sh.run(*s, "reverse", f"tcp:{phone_port}", f"tcp:{host_port}").returncode == 0
+    resolved = int(sh.run(*s, "reverse", "tcp:0", "tcp:8888").stdout)
+    assert sh.run(*s, "reverse", "--list").stdout.decode().strip().splitlines() == [
+        f"(reverse) tcp:{phone_port} tcp:{host_port}", f"(reverse) tcp:{resolved} tcp:8888"]
+    assert sh.run(*s, "reverse", "--remove", f"tcp:{resolved}").returncode == 0
+    forwarded = int(sh.run(*s, "forward", "tcp:0", f"tcp:{phone_port}").stdout)
+    try:
+        with socket.create_server(("127.0.0.1", host_port)) as listener:
+            with socket.create_connection(("127.0.0.1", forwarded)) as client:
+                server, _ = listener.accept()
+                with server:
+                    client.sendall(b"hello")
+                    client.close()
+                    server.settimeout(10)
+                    assert server.makefile("rb").read() == b"hello"
+    finally:
+        sh.run(*s, "forward", "--remove-all")
+        sh.run(*s, "reverse", "--remove-all")
+    assert sh.run(*s, "reverse", "--list").stdout.strip() == b""
