@@ -69,6 +69,7 @@ class Connection:
         self._online = False
         self._token: bytes | None = None
         self._lock = threading.Lock()
+        self._opening = threading.Lock()  # one OPEN answered, or sent, at a time
         self._streams: dict[int, Stream] = {}
         self._threads: list[threading.Thread] = []
         self._timers: list[threading.Timer] = []
@@ -318,22 +319,26 @@ class Connection:
         """Create the service, then answer the OPEN: OKAY, or CLSE when it cannot be
         created (adbd's service_to_fd failing, e.g. nothing listens on a tcp: port)."""
         sock = None
-        if isinstance(request, TcpRequest):
-            assert self.phone.sandbox is not None
-            sock = connect_tcp(self.phone.sandbox.namespaces, request.destination)
-            if sock is None:
-                self.send(wire.A_CLSE, 0, remote_id)
+        # adbd creates a service and answers its OPEN in one turn of its event loop,
+        # before it looks at anything else, such as the connection a reverse listener
+        # accepts from this very connect(): that one's OPEN to the host comes after.
+        with self._opening:
+            if isinstance(request, TcpRequest):
+                assert self.phone.sandbox is not None
+                sock = connect_tcp(self.phone.sandbox.namespaces, request.destination)
+                if sock is None:
+                    self.send(wire.A_CLSE, 0, remote_id)
+                    return
+            stream = Stream(self, self.phone.next_stream_id(), remote_id, service)
+            with self._lock:
+                dead = self._dead
+                if not dead:
+                    self._streams[stream.local_id] = stream
+            if dead:
+                if sock is not None:
+                    sock.close()
                 return
-        stream = Stream(self, self.phone.next_stream_id(), remote_id, service)
-        with self._lock:
-            dead = self._dead
-            if not dead:
-                self._streams[stream.local_id] = stream
-        if dead:
-            if sock is not None:
-                sock.close()
-            return
-        self.send(wire.A_OKAY, stream.local_id, remote_id)
+            self.send(wire.A_OKAY, stream.local_id, remote_id)
         if sock is not None:
             pump(stream, sock)
         else:
@@ -343,11 +348,12 @@ class Connection:
         """A stream the phone opens (an `adb reverse` connection): OPEN, then the host's
         OKAY makes it live; None if the host refuses or the transport goes."""
         stream = Stream(self, self.phone.next_stream_id(), 0, destination.decode("utf-8", "replace"))
-        with self._lock:
-            if self._dead:
-                return None
-            self._streams[stream.local_id] = stream
-        self.send(wire.A_OPEN, stream.local_id, 0, destination + b"\0")
+        with self._opening:
+            with self._lock:
+                if self._dead:
+                    return None
+                self._streams[stream.local_id] = stream
+            self.send(wire.A_OPEN, stream.local_id, 0, destination + b"\0")
         if stream.wait_accepted(_OPEN_TIMEOUT_S):
             return stream
         stream.abort()
