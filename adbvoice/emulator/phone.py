@@ -30,6 +30,7 @@ FEATURES = (
     wire.FEATURE_STAT_V2,
     wire.FEATURE_LS_V2,
     wire.FEATURE_SENDRECV_V2,
+    "sendrecv_v2_dry_run_send",  # SND2's dry-run flag (sync.py), what `adb push -n` asks for
     "abb",
     "abb_exec",
 )

@@ -176,3 +176,18 @@ def test_reverse_listens_on_the_phone_and_opens_streams_to_the_host(sh: Adb, dev
         sh.run(*s, "forward", "--remove-all")
         sh.run(*s, "reverse", "--remove-all")
     assert sh.run(*s, "reverse", "--list").stdout.strip() == b""
+
+
+def test_push_dry_run_checks_the_path_and_writes_nothing(sh: Adb, device: EmulatedPhone, tmp_path: Path) -> None:
+    """test_push_dry_run_*: `adb push -n` (adb 36; adb 29 has no dry run) sends SND2 with
+    the dry-run flag, which the phone offers as sendrecv_v2_dry_run_send; adbd then reads
+    the data and opens nothing (file_sync_service.cpp, handle_send_file)."""
+    if sh.version == "adb29":
+        assert sh.run("-s", device.address, "push", "-n", "x", TMP).returncode != 0
+        return
+    (tmp_path / "memo").write_bytes(b"not to land")
+    target = f"{TMP}/dry_run/memo"
+    dry = sh.run("-s", device.address, "push", "-n", str(tmp_path / "memo"), target)
+    assert dry.returncode == 0, dry
+    assert b"1 file pushed" in dry.stdout + dry.stderr
+    assert shell(sh, device, f"ls {TMP}/dry_run 2>&1").stdout.endswith(b"No such file or directory\n")
