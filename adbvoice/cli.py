@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup, prune, unattended, verify
+from adbvoice.commands import archive, backup, pairing, prune, unattended, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -42,6 +42,7 @@ app.add_typer(archive.app)
 app.add_typer(verify.app)
 app.add_typer(prune.app)
 app.add_typer(unattended.app)
+app.add_typer(pairing.app)
 
 
 def _examples(typer_app: typer.Typer) -> list[str]:

@@ -20,7 +20,7 @@ LAYERS = [BASE, {"phone", "archive"}, {"backup", "prune"}, {"unattended", "views
 LAYER_OF = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 # The emulated phone is the project's test phone: it shares only the wire format, and
 # only the demo (besides tests and benchmarks) starts one.
-EMULATOR_MAY_IMPORT = {"adbvoice.phone.wire"}
+EMULATOR_MAY_IMPORT = {"adbvoice.phone.wire", "adbvoice.phone.pairing_wire", "adbvoice.phone.spake2"}
 EMULATOR_IMPORTERS = {"demo"}
 PRINTING_ROOMS = {"commands", "cli", "__main__"}
 # One import boundary per outside library: every fault test has one seam to patch.
@@ -30,6 +30,12 @@ LIBRARY_HOMES = {
     "sqlite3": ("adbvoice/archive/catalog.py",),
     "mutagen": ("adbvoice/archive/metadata.py",),
     "adb_shell": ("adbvoice/phone/",),
+    "jeepney": ("adbvoice/unattended/desktop.py",),
+    "desktop_notifier": ("adbvoice/unattended/desktop.py",),
+    "zeroconf": ("adbvoice/phone/mdns.py", "adbvoice/emulator/mdns.py"),
+    "nacl": ("adbvoice/phone/spake2.py",),
+    "segno": ("adbvoice/commands/pairing.py",),
+    "OpenSSL": ("adbvoice/phone/pairing_wire.py", "adbvoice/emulator/"),
 }
 
 

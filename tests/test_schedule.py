@@ -52,7 +52,8 @@ def test_the_printed_cron_line_backs_up_in_crons_bare_environment_and_is_silent_
     assert command.startswith(f"{sys.executable} -m adbvoice backup {shlex.quote(str(archive))} --if-present")
 
     ran = run_like_cron(command, home)
-    assert (ran.returncode, ran.stdout, ran.stderr) == (3, "", "")  # warnings: the phone's broken notes
+    assert ran.returncode == 3  # warnings: the phone's broken notes, and cron mails why (issue 19)
+    assert ran.stdout.endswith(", 0 already archived, 3 warnings\n") and ran.stderr.count("unreadable") == 3
     assert len(archived_files(archive)) == expected_count(phone_tree)
 
     phone.stop()
@@ -69,7 +70,7 @@ def test_the_printed_cron_line_backs_up_in_crons_bare_environment_and_is_silent_
 def test_every_setting_that_is_not_a_default_travels_in_the_scheduled_command(tmp_path, home, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     (tmp_path / "xdg" / "adbvoice").mkdir(parents=True)
-    (tmp_path / "xdg" / "adbvoice" / "config.toml").write_text('include_audio = true\nserial = "R58"\n')
+    (tmp_path / "xdg" / "adbvoice" / "config.toml").write_text('include_audio = true\nserial = "R58"\nnotify = true\n')
     monkeypatch.setenv("ADBVOICE_LAYOUT", "{device}/{name}")
     printed = run_cli("schedule", "--every", "1d", "--cron").stdout.strip()
     argv = shlex.split(printed.split(maxsplit=5)[5])
@@ -77,7 +78,7 @@ def test_every_setting_that_is_not_a_default_travels_in_the_scheduled_command(tm
     assert argv[:6] == [sys.executable, "-m", "adbvoice", "backup", str(home / "WhatsApp Voice Notes"), "--if-present"]
     assert argv[argv.index("--log-file") + 1] == str(home / ".local" / "state" / "adbvoice" / "log" / "backup.log")
     assert argv[argv.index("--layout") + 1] == "{device}/{name}"
-    assert argv[argv.index("--serial") + 1] == "R58" and "--include-audio" in argv
+    assert argv[argv.index("--serial") + 1] == "R58" and "--include-audio" in argv and "--notify" in argv
     assert "--tcp" not in argv and "--adb-key" not in argv
 
 

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS pruned (     -- notes `prune` deleted from a phone (t
     deleted_at TEXT,
     PRIMARY KEY (device_serial, phone_path)
 );
+CREATE TABLE IF NOT EXISTS reported (   -- warnings about a phone's lasting state, told once
+    device_serial TEXT NOT NULL,
+    warning TEXT NOT NULL,
+    first_reported TEXT NOT NULL,
+    PRIMARY KEY (device_serial, warning)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -151,7 +157,15 @@ class PrunedRow:
     deleted_at: str | None
 
 
+@dataclass(frozen=True)
+class ReportedRow:
+    device_serial: str
+    warning: str
+    first_reported: str
+
+
 _SIGHTING_COLUMNS = list(SightingRow.__dataclass_fields__)
+_REPORTED_COLUMNS = list(ReportedRow.__dataclass_fields__)
 _PRUNED_COLUMNS = list(PrunedRow.__dataclass_fields__)
 _RUN_COLUMNS = list(RunRow.__dataclass_fields__)
 
@@ -165,6 +179,8 @@ class Salvage:
     sightings: list[SightingRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     pruned: list[PrunedRow] = field(default_factory=list)
+    reported: list[ReportedRow] = field(default_factory=list)
+    listings: dict[str, str] = field(default_factory=dict)  # serial → meta's `listing:` value
     problem: str | None = None
 
 
@@ -217,23 +233,27 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             found.problem = str(exc)
             return found
+        listings: list[tuple[str, str]] = []
         tables = (
             ("notes", ["id", *_NOTE_COLUMNS], _note, found.notes),
             ("sightings", _SIGHTING_COLUMNS, _sighting, found.sightings),
             ("runs", _RUN_COLUMNS, _run, found.runs),
             ("pruned", _PRUNED_COLUMNS, _pruned, found.pruned),
+            ("reported", _REPORTED_COLUMNS, lambda row: ReportedRow(*row), found.reported),
+            ("meta", ["key", "value"], tuple, listings),
         )
         try:
             for table, columns, make, into in tables:
                 try:
-                    if table == "pruned" and not _has_table(db, table):
-                        continue  # written before prune existed
+                    if table in ("pruned", "reported") and not _has_table(db, table):
+                        continue  # written before prune, or told-once warnings, existed
                     for row in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
                         into.append(make(row))
                 except sqlite3.DatabaseError as exc:
                     found.problem = found.problem or f"{table}: {exc}"
         finally:
             db.close()
+        found.listings = {key.removeprefix("listing:"): value for key, value in listings if key.startswith("listing:")}
         return found
 
     # --- what is known -------------------------------------------------------------
@@ -338,10 +358,21 @@ class Catalog:
         notes: Iterable[NoteRow],
         sightings: Iterable[SightingRow],
         pruned: Iterable[PrunedRow] = (),
+        reported: Iterable[ReportedRow] = (),
+        listings: dict[str, str] | None = None,
     ) -> None:
-        """Fill a new catalog in one transaction (a rebuild): runs, sightings and prunes as
-        they were, notes with their old id where they have one, else a new one."""
+        """Fill a new catalog in one transaction (a rebuild): runs, sightings, prunes, the
+        warnings told and the listing fingerprints as they were, notes with their old id
+        where they have one, else a new one."""
         with self._transaction():
+            self._db.executemany(
+                f"INSERT INTO reported ({', '.join(_REPORTED_COLUMNS)}) VALUES (?, ?, ?)",
+                ([getattr(row, c) for c in _REPORTED_COLUMNS] for row in reported),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                ((f"listing:{serial}", value) for serial, value in (listings or {}).items()),
+            )
             self._db.executemany(
                 f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
                 ([getattr(run, c) for c in _RUN_COLUMNS] for run in runs),
@@ -382,6 +413,32 @@ class Catalog:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                     (f"listing:{device_serial}", f"{fingerprint} {notes}"),
                 )
+
+    # --- warnings about what lasts on a phone: told once ----------------------------------
+
+    def reported_warnings(self, device_serial: str) -> set[str]:
+        """The warnings about this phone's lasting state (a link, an unreadable folder)
+        already told by an earlier run."""
+        if not _has_table(self._db, "reported"):  # an older catalog, opened read-only
+            return set()
+        rows = self._db.execute("SELECT warning FROM reported WHERE device_serial = ?", (device_serial,))
+        return {warning for (warning,) in rows}
+
+    def remember_reported(self, device_serial: str, warnings: Collection[str], *, complete: bool) -> None:
+        """Record the lasting warnings this run found; with `complete` (the run saw the
+        whole phone) forget those no longer there, so an oddity that comes back is told again."""
+        now = utc_now()
+        with self._transaction():
+            if complete:
+                known = self.reported_warnings(device_serial)
+                self._db.executemany(
+                    "DELETE FROM reported WHERE device_serial = ? AND warning = ?",
+                    ((device_serial, gone) for gone in known - set(warnings)),
+                )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO reported (device_serial, warning, first_reported) VALUES (?, ?, ?)",
+                ((device_serial, warning, now) for warning in warnings),
+            )
 
     # --- pruning: notes deleted from a phone, kept here ---------------------------------
 

@@ -13,8 +13,21 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, LogFileOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.commands.common import (
+    AdbKeyOpt,
+    ArchiveArg,
+    IncludeAudioOpt,
+    LayoutOpt,
+    LogFileOpt,
+    SerialOpt,
+    TcpOpt,
+    VerboseOpt,
+    call,
+    fail,
+)
+from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
 
@@ -31,6 +44,12 @@ def watch(
         float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
     ] = 5.0,
     log_file: LogFileOpt = None,
+    notify: NotifyOpt = None,
+    notify_always: NotifyAlwaysOpt = None,
+    serial: SerialOpt = None,
+    adb_key: AdbKeyOpt = None,
+    include_audio: IncludeAudioOpt = None,
+    layout: LayoutOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Wait for phones and back each one up once every time it is plugged in (or, with
@@ -40,26 +59,32 @@ def watch(
     """
     from adbvoice.unattended.watch import Result, Watcher
 
-    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, notify_always=notify_always,
+                 serial=serial, adb_key=adb_key, include_audio=include_audio, layout=layout)
+    settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(settings))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=False, verbose=verbose)
+    notices = notifier(settings, log, quiet=False)
 
     def on_result(result: Result) -> None:
         printer.close()  # the finished backup's progress bar
+        if notices is not None:
+            notices.backup_ended(result.key, result.report, result.error, unplug=config.connect.tcp is None)
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
-            print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
+            print(printable(f"adbvoice: {when} {result.key}: {result.error}"), file=sys.stderr, flush=True)
             return
         report = result.report
         for message in report.warnings if verbose else ():
             printer.warn(message)
         for message in report.errors:
-            print(f"adbvoice: {message}", file=sys.stderr)
-        print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+            print(f"adbvoice: {printable(message)}", file=sys.stderr)
+        print(printable(f"{when} {report.device}: {report.summary_line()}"), flush=True)
 
     cancel = CancelToken()
-    watcher = Watcher(config, interval_s=interval, on_event=printer, on_result=on_result, cancel=cancel, log=log)
+    watcher = Watcher(config, interval_s=interval, on_event=with_prompts(printer, notices), on_result=on_result,
+                      cancel=cancel, log=log)
     try:
         with signals_cancel(cancel):
             call(verbose, watcher.run)
@@ -74,41 +99,55 @@ def schedule(
         Optional[str], typer.Option(metavar="15m|1h|1d|…", help="How often: minutes dividing an hour, hours "
                                     "dividing a day, or 1d (daily at 03:00).")
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Instead: a service that runs `adbvoice watch` from login, so plugging "
+                           "the phone in is all it takes (notifying, unless notify = false).")
+    ] = False,
     tcp: TcpOpt = None,
     log_file: LogFileOpt = None,
     cron: Annotated[bool, typer.Option("--cron", help="A line for your crontab.")] = False,
-    systemd: Annotated[bool, typer.Option("--systemd", help="A systemd user service and timer.")] = False,
+    systemd: Annotated[bool, typer.Option("--systemd", help="A systemd user service (and timer).")] = False,
+    launchd: Annotated[bool, typer.Option("--launchd", help="A launchd agent (macOS).")] = False,
     install: Annotated[bool, typer.Option("--install", help="Install it (replacing this archive's job).")] = False,
     uninstall: Annotated[
         bool, typer.Option("--uninstall", help="Remove what --install installed for this archive.")
     ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Print, or install, a cron or systemd job that backs up the phone every so often,
-    silent unless something went wrong, one line per run in the log file.
+    """Print, or install, a cron, systemd or launchd job that backs up the phone every so
+    often, or (--watch) whenever it is plugged in; silent unless something went wrong, one
+    line per run in the log file.
 
     Example: adbvoice schedule --every 1h --tcp 192.168.1.20 --cron --install
     """
     from adbvoice.unattended import schedule as jobs
     from adbvoice.unattended.runlog import default_log_file
 
-    if cron == systemd:
-        raise fail(errors.UsageError("choose one of --cron and --systemd"), verbose)
+    if watch and cron:
+        raise fail(errors.UsageError("--watch runs as a service: choose --systemd or --launchd, not --cron"), verbose)
+    if cron + systemd + launchd != 1:
+        raise fail(errors.UsageError("choose one of --cron, --systemd and --launchd"), verbose)
     if install and uninstall:
         raise fail(errors.UsageError("--install and --uninstall do opposite things: choose one"), verbose)
+    if watch and every is not None:
+        raise fail(errors.UsageError("--watch backs up whenever the phone arrives: it takes no --every"), verbose)
     settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
     root: Path = settings["archive"]
+    kind = "watch" if watch else "backup"
     if uninstall:
         if cron:
             removed = [f"the crontab entry for {root}"] if call(verbose, lambda: jobs.uninstall_cron(root)) else []
+        elif systemd:
+            removed = [str(p) for p in call(verbose, lambda: jobs.uninstall_systemd(root, watch=watch))]
         else:
-            removed = [str(p) for p in call(verbose, lambda: jobs.uninstall_systemd(root))]
+            removed = [str(p) for p in call(verbose, lambda: jobs.uninstall_launchd(jobs.launchd_label(root, kind)))]
         print(f"removed {' and '.join(removed)}" if removed else f"nothing was scheduled for {root}")
         return
-    if every is None:
+    if not watch and every is None:
         raise fail(errors.UsageError("--every is needed: how often to back up (15m, 1h, 1d, ...)"), verbose)
-    period = call(verbose, lambda: jobs.parse_every(every))
-    argv = call(verbose, lambda: jobs.backup_command(settings, settings["log_file"] or default_log_file()))
+    period = None if watch else call(verbose, lambda: jobs.parse_every(every))
+    command = jobs.watch_command if watch else jobs.backup_command
+    argv = call(verbose, lambda: command(settings, settings["log_file"] or default_log_file()))
     if cron:
         line = jobs.cron_line(period, argv)
         if install:
@@ -117,10 +156,20 @@ def schedule(
         else:
             print(line)
         return
-    units = jobs.systemd_units(root, period, argv)
+    if launchd:
+        label = jobs.launchd_label(root, kind)
+        plist = jobs.launchd_plist(label, argv, period)
+        if install:
+            path = call(verbose, lambda: jobs.install_launchd(label, plist))
+            print(f"installed and loaded {label}: {path}")
+        else:
+            print(f"# {jobs.launch_agents_folder() / f'{label}.plist'}\n{plist}")
+        return
+    units = jobs.watch_unit(root, argv) if watch else jobs.systemd_units(root, period, argv)
     if install:
-        written = call(verbose, lambda: jobs.install_systemd(root, units))
-        print(f"installed and started {written[-1].name}: {', '.join(map(str, written))}")
+        started = next(iter(units)) if watch else f"{jobs.unit_name(root)}.timer"
+        written = call(verbose, lambda: jobs.install_systemd(units, started))
+        print(f"installed and started {started}: {', '.join(map(str, written))}")
         return
     for filename, text in units.items():
         print(f"# {jobs.user_unit_folder() / filename}\n{text}")

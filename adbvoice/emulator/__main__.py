@@ -33,7 +33,8 @@ exit codes:
      or invalid key file, shell requested but not runnable
   2  usage error (unknown option, bad value)
 
-It prints "listening on HOST:PORT" on stdout once it accepts connections.
+It prints "listening on HOST:PORT" on stdout once it accepts connections, and
+with a pairing dialog "pairing on HOST:PORT as GUID" once that port is open.
 """
 
 
@@ -87,8 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "35 is USB-2-like, 6 Wi-Fi-like (default unlimited)")
     parser.add_argument("--no-shell", action="store_true",
                         help="no shell: shell/exec services answer with an error (sync still works)")
+    parser.add_argument("--tls", action="store_true",
+                        help="a Wireless-debugging port: TLS only, for keys the phone trusts "
+                        "(--auth keys: the --auth-key files and the keys in --state-dir)")
+    parser.add_argument("--announce", action="store_true",
+                        help="with --tls: announce the port by mDNS as _adb-tls-connect._tcp, named by the GUID")
     parser.add_argument("--serial", default="EMU0001", help="ro.serialno (default EMU0001)")
     parser.add_argument("--model", default="Pixel 7", help='ro.product.model (default "Pixel 7")')
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="what the phone keeps across restarts: trusted keys, its Wireless-debugging "
+                        "GUID, /data/local/tmp (default: a temporary folder)")
+    pairing = parser.add_mutually_exclusive_group()
+    pairing.add_argument("--pairing-code", metavar="CODE",
+                         help="open Wireless debugging's pairing dialog with this code")
+    pairing.add_argument("--pairing-qr", nargs=2, metavar=("NAME", "PASSWORD"),
+                         help="as after scanning the QR code WIFI:T:ADB;S:NAME;P:PASSWORD;; announce "
+                         "the pairing service NAME by mDNS and pair with PASSWORD")
+    parser.add_argument("--pairing-port", type=_port, default=0, metavar="PORT",
+                        help="the pairing dialog's port (default: a free one)")
     return parser
 
 
@@ -124,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         phone = EmulatedPhone(args.phone_dir, host=args.host, port=args.port, serial=args.serial,
                               model=args.model, auth=auth, link=link,
-                              shell=False if args.no_shell else None)
+                              shell=False if args.no_shell else None, tls=args.tls,
+                              announce=args.announce, state_dir=args.state_dir)
         phone.start()
     except (FileNotFoundError, NotADirectoryError, SandboxError) as e:
         _fail(str(e))
@@ -135,8 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     print(f"listening on {phone.address}", flush=True)
+    dialog = None
+    if args.pairing_code is not None or args.pairing_qr is not None:
+        secret = args.pairing_code if args.pairing_qr is None else args.pairing_qr[1]
+        service = None if args.pairing_qr is None else args.pairing_qr[0]
+        try:
+            dialog = phone.open_pairing(secret, service=service, port=args.pairing_port)
+        except OSError as e:
+            phone.stop()
+            _fail(f"cannot open the pairing dialog: {e.strerror or e}")
+        print(f"pairing on {dialog.address} as {phone.guid}", flush=True)
     while not stopping.wait(3600):
         pass
+    if dialog is not None:
+        dialog.close()
     phone.stop()
     return 0
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import struct
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MODES = ("none", "any", "keys", "refuse", "pending")
 
@@ -102,13 +105,23 @@ class AuthPolicy:
 
 
 class Gatekeeper:
-    """Phone-wide authorization state: the trusted keys and the Allow dialog's clock."""
+    """Phone-wide authorization state: the trusted keys and the Allow dialog's clock.
 
-    def __init__(self, policy: AuthPolicy) -> None:
+    Given a `keys_file` (adbd's /data/misc/adb/adb_keys, one key line each), the keys
+    trusted so far are read from it and every newly trusted key is written to it, so a
+    phone that allowed or paired with a computer still trusts it after a restart."""
+
+    def __init__(self, policy: AuthPolicy, keys_file: Path | None = None) -> None:
         self.policy = policy
         self._lock = threading.Lock()
         self._trusted: dict[str, AdbPublicKey] = {}
         self._first_offer: float | None = None
+        self._keys_file = keys_file
+        if keys_file is not None and keys_file.exists():
+            for line in keys_file.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    key = parse_public_key(line)
+                    self._trusted.setdefault(key.blob, key)
 
     @property
     def required(self) -> bool:
@@ -125,7 +138,31 @@ class Gatekeeper:
 
     def _trust(self, key: AdbPublicKey) -> None:
         with self._lock:
-            self._trusted.setdefault(key.blob, key)
+            if key.blob in self._trusted:
+                return
+            self._trusted[key.blob] = key
+            if self._keys_file is not None:
+                self._save()
+
+    def _save(self) -> None:
+        """Rewrite adb_keys whole (a temp file renamed over it: never half a key list)."""
+        folder = self._keys_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".adb_keys.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.writelines(f"{key.text}\n" for key in self._trusted.values())
+        os.replace(temp, self._keys_file)
+
+    def trusts_tls_key(self, n: int, e: int) -> bool:
+        """Whether a TLS client presenting this RSA key gets in (adbd_tls_verify_cert):
+        with authentication off, any key; refusing, none; else only a trusted one. There
+        is no Allow dialog on this path: pairing is how a key becomes trusted."""
+        mode = self.policy.mode
+        if mode in ("none", "any"):
+            return True
+        if mode == "refuse":
+            return False
+        return any(key.n == n and key.e == e for key in self._known())
 
     def check_signature(self, token: bytes, signature: bytes) -> bool:
         """Whether this signature of `token` lets the host in."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import socket
 import tempfile
@@ -17,9 +18,12 @@ from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.log import PacketLog
+from adbvoice.emulator.mdns import Announcement
+from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
 from adbvoice.emulator.storage import PhoneStorage
+from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ FEATURES = (
     "abb_exec",
 )
 _STOP_TIMEOUT_S = 5.0
+# What adbd announces its TLS port as (adb's adb_mdns.h, ADB_SERVICE_TLS).
+CONNECT_SERVICE = "_adb-tls-connect._tcp"
 
 
 class EmulatedPhone:
@@ -42,6 +48,9 @@ class EmulatedPhone:
 
     `with EmulatedPhone(folder) as phone:` listens on `phone.address`; Google's adb
     (`adb connect`) and adb-shell talk to it as to a phone whose /sdcard is `folder`.
+    With `tls=True` the port is a Wireless-debugging one: TLS only, for trusted keys; with
+    `announce=True` too, it is announced by mDNS as adbd does (`_adb-tls-connect._tcp`,
+    named by the phone's GUID) while the phone listens.
     The fault state, the trusted keys and the packet log live as long as the object,
     across stop() and start() (which rebinds the same port: a phone that leaves and
     comes back).
@@ -64,6 +73,8 @@ class EmulatedPhone:
         faults: Faults = Faults(),
         link: LinkProfile = LinkProfile(),
         state_dir: Path | None = None,
+        tls: bool = False,
+        announce: bool = False,
     ) -> None:
         root = Path(root)
         if not root.exists():
@@ -88,8 +99,12 @@ class EmulatedPhone:
         self.connections_accepted = 0
         self.shell_available = False
         self._faults = FaultState(faults)
-        self._gatekeeper = Gatekeeper(auth)
         self.state_dir = self._own_state_dir(state_dir)
+        # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
+        self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
+        self.tls = tls
+        self.announce = announce
+        self._announcement: Announcement | None = None
         self._storage = PhoneStorage(root, self.state_dir / "data")
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
@@ -131,6 +146,25 @@ class EmulatedPhone:
             "init.svc.adbd": "running",
         }
 
+    @property
+    def guid(self) -> str:
+        """The Wireless-debugging GUID (persist.adb.wifi.guid): "adb-SERIAL-xxxxxx", made
+        once and kept in the state folder, as adbd keeps it across reboots."""
+        path = self.state_dir / "data" / "misc" / "adb" / "wifi_guid"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"adb-{self.serial}-{secrets.token_urlsafe(4)[:6]}")
+        return path.read_text()
+
+    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0) -> PairingDialog:
+        """Open Wireless debugging's pairing dialog: with a code (a new one if None), or,
+        given the QR code's `service` name, with its password as `secret`. Close it to
+        close its port."""
+        if service is not None and secret is None:
+            raise ValueError("a QR code always carries a password")
+        return PairingDialog(self.guid, secret if secret is not None else new_code(),
+                             self._gatekeeper.allow, host=self.host, port=port, service=service)
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> EmulatedPhone:
@@ -164,10 +198,15 @@ class EmulatedPhone:
             target=self._accept_loop, args=(listener,), name="adbd-accept", daemon=True
         )
         self._accept_thread.start()
+        if self.tls and self.announce:
+            self._announcement = Announcement(CONNECT_SERVICE, self.guid, self._port, self.host)
         return self
 
     def stop(self) -> None:
         """Close the listener, every connection and every command; wait for the threads."""
+        if self._announcement is not None:
+            self._announcement.close()  # Wireless debugging off: the service says goodbye
+            self._announcement = None
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
@@ -236,8 +275,13 @@ class EmulatedPhone:
 
     @property
     def trusted_keys(self) -> set[str]:
-        """adb public keys accepted so far (listed keys that signed, keys allowed)."""
+        """adb public keys accepted so far (listed keys that signed, keys allowed, keys
+        paired: those are kept in the state folder's data/misc/adb/adb_keys)."""
         return self._gatekeeper.trusted_keys
+
+    def trust_key(self, key_text: str) -> None:
+        """Trust an adb public key (an adbkey.pub line) as pairing does, across restarts."""
+        self._gatekeeper.allow(key_text)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -267,6 +311,7 @@ class EmulatedPhone:
             faults=self._faults,
             gatekeeper=self._gatekeeper,
             link=self.link,
+            tls=device_context(self._gatekeeper.trusts_tls_key) if self.tls else None,
             sandbox=self._sandbox,
             next_stream_id=self._new_stream_id,
             violation=self._violation,

@@ -23,6 +23,8 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
 from adbvoice.backup.config import BackupConfig
 from adbvoice.phone.connect import ConnectOptions, parse_tcp_address
+from adbvoice.unattended.phones import default_state_dir
+from adbvoice.unattended.wifi import WifiChoice
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +64,10 @@ SETTINGS = {
         Setting("include_audio", "flag", False),
         Setting("layout", "text", DEFAULT_LAYOUT, Layout.parse),
         Setting("log_file", "path", None),
+        Setting("notify", "flag", False),
+        Setting("notify_always", "flag", False),  # notify also when nothing was new
+        Setting("wifi", "flag", False),
+        Setting("phone", "text", None),
     )
 }
 
@@ -207,6 +213,18 @@ def backup_config(
         layout=Layout.parse(settings["layout"]),
         dry_run=dry_run,
     )
+
+
+def wifi_choice(settings: Settings) -> WifiChoice | None:
+    """`--wifi` (or `--phone NAME`): a remembered phone found by mDNS, instead of --tcp/USB."""
+    if not (settings["wifi"] or settings["phone"]):
+        return None
+    if settings["tcp"]:
+        raise errors.UsageError(
+            f"--tcp ({settings.source('tcp')}) and --wifi ({settings.source('wifi' if settings['wifi'] else 'phone')}) "
+            "both say where the phone is: keep one"
+        )
+    return WifiChoice(default_state_dir(), settings["phone"])
 
 
 def connect_options(settings: Settings, *, auth_timeout_s: float = 60.0, io_timeout_s: float = 30.0) -> ConnectOptions:

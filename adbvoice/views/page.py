@@ -23,10 +23,11 @@ from urllib.parse import quote
 from adbvoice import __version__, errors
 from adbvoice.archive.catalog import NoteRow
 from adbvoice.archive.folder import FILE_MODE
+from adbvoice.archive.layout import PAGE_NAME
 from adbvoice.display import human_bytes, human_duration
-from adbvoice.views.listing import catalog_notes, clock_time, source_family
+from adbvoice.views.listing import catalog_notes, clock_time
 
-DEFAULT_PAGE = "voice-notes.html"
+DEFAULT_PAGE = PAGE_NAME
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _note_data(note: NoteRow, to_archive: PurePosixPath) -> dict:
         "p": note.archive_path,
         "n": PurePosixPath(note.archive_path).name,
         "m": note.device_model or "",
-        "f": source_family(note.source) or "",
+        "f": note.source or "",  # the word ls shows and --source takes
         "c": note.codec or "",
         "e": note.audio_error,
         "o": note.pruned_at[:10] if note.pruned_at else None,  # the day a prune deleted it from the phone
