@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
+from adbvoice.emulator import compression
 from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
@@ -37,6 +38,7 @@ FEATURES = (
     "sendrecv_v2_dry_run_send",  # SND2's dry-run flag (sync.py), what `adb push -n` asks for
     "abb",
     "abb_exec",
+    *compression.features(),  # those whose library is installed
 )
 _STOP_TIMEOUT_S = 5.0
 # What adbd announces its TLS port as (adb's adb_mdns.h, ADB_SERVICE_TLS).

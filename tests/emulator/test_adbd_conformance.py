@@ -191,3 +191,22 @@ def test_push_dry_run_checks_the_path_and_writes_nothing(sh: Adb, device: Emulat
     assert dry.returncode == 0, dry
     assert b"1 file pushed" in dry.stdout + dry.stderr
     assert shell(sh, device, f"ls {TMP}/dry_run 2>&1").stdout.endswith(b"No such file or directory\n")
+
+
+@pytest.mark.parametrize("codec", ["brotli", "lz4", "zstd"])
+def test_adb_36_pushes_and_pulls_compressed(sh: Adb, device: EmulatedPhone, tmp_path: Path, codec: str) -> None:
+    """FileOperationsTestBrotli/LZ4/Zstd: `push -z`/`pull -z`, one compressed stream per
+    file in DATA packets (file_sync_service.cpp), byte for byte. adb 29 predates them."""
+    if sh.version == "adb29":
+        assert sh.run("-s", device.address, "push", "-z", codec, "x", TMP).returncode != 0
+        return
+    s = ("-s", device.address)
+    assert f"sendrecv_v2_{codec}" in sh.run(*s, "features").stdout.decode().split()
+    data = os.urandom(300_000) + b"compressible " * 100_000  # spans several DATA packets
+    (tmp_path / "memo").write_bytes(data)
+    assert sh.run(*s, "push", "-z", codec, str(tmp_path / "memo"), f"{TMP}/{codec}").returncode == 0
+    assert hashlib.sha256(data).hexdigest().encode() in shell(sh, device, f"sha256sum {TMP}/{codec}").stdout
+    pulled = sh.run(*s, "pull", "-z", codec, f"{TMP}/{codec}", str(tmp_path / "back"))
+    assert pulled.returncode == 0, pulled
+    assert (tmp_path / "back").read_bytes() == data
+    shell(sh, device, f"rm {TMP}/{codec}")
