@@ -229,9 +229,6 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(target, signal.SIGHUP)
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        _kill(proc)
-
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL nsenter and the shell it runs: the shell's session is its own pid."""
