@@ -88,6 +88,11 @@ def backup(
                            "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
+    transcribe: Annotated[
+        Optional[bool],
+        typer.Option("--transcribe/--no-transcribe", help="Then transcribe the notes not transcribed yet "
+                     "(needs the transcribe extra; see `adbvoice transcribe`).", show_default=False),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
     verbose: VerboseOpt = False,
@@ -108,7 +113,7 @@ def backup(
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
                  layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
-                 wifi=wifi or None, phone=phone)
+                 wifi=wifi or None, phone=phone, transcribe=transcribe)
     settings = call(verbose, lambda: resolve(flags), as_json=as_json)
     choice = call(verbose, lambda: wifi_choice(settings), as_json=as_json)
     config = call(verbose, lambda: backup_config(
@@ -136,6 +141,12 @@ def backup(
             print(json.dumps({"outcome": "absent", "exit_code": errors.EXIT_OK, "summary": "no phone reachable"}))
         raise typer.Exit(errors.EXIT_OK)
     print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
+    if settings["transcribe"] and not dry_run:
+        from adbvoice.commands.transcripts import transcribe_after_backup
+
+        with signals_cancel(cancel):
+            call(verbose, lambda: transcribe_after_backup(settings, cancel, quiet=quiet or as_json,
+                                                          silent_if_busy=if_present))
     raise typer.Exit(report.exit_code)
 
 

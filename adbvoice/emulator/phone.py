@@ -23,6 +23,7 @@ from adbvoice.emulator.mdns import Announcement
 from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
+from adbvoice.emulator.standins import Standins
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
@@ -108,6 +109,7 @@ class EmulatedPhone:
         self.announce = announce
         self._announcement: Announcement | None = None
         self._storage = PhoneStorage(root, self.state_dir / "data")
+        self.standins = Standins(self.state_dir / "data" / "standins")  # am, content, the media scanner
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._all_connections: list[Connection] = []
@@ -175,7 +177,8 @@ class EmulatedPhone:
         if self._listener is not None:
             return self
         if self._want_shell is not False:
-            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device)
+            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device,
+                              standins=self.standins.folder)
             try:
                 sandbox.start()
                 self._sandbox = sandbox

@@ -21,7 +21,7 @@ import threading
 import weakref
 from pathlib import Path
 
-from adbvoice.emulator import toolbox
+from adbvoice.emulator import standins, toolbox
 from adbvoice.emulator.namespaces import NamespaceError, PhoneNamespaces, child_of
 
 TOOLS = ("bwrap", "mksh", "toybox", "setsid", "nsenter", "python3")
@@ -68,8 +68,11 @@ _ACCOUNTS = {
 class Sandbox:
     """The phone's /system and the command line around each shell command."""
 
-    def __init__(self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str) -> None:
+    def __init__(
+        self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str, standins: Path | None = None
+    ) -> None:
         self._root = os.path.realpath(root)
+        self._standins = os.path.realpath(standins) if standins else None
         self._tmp = os.path.realpath(data_local_tmp)
         self._props = props
         self._device = device
@@ -107,6 +110,8 @@ class Sandbox:
         for name, text in _ACCOUNTS.items():
             with open(os.path.join(etc_dir, name), "w") as f:
                 f.write(text)
+        if self._standins:
+            standins.install(os.path.join(self._dir, "system"))
         self._namespaces = PhoneNamespaces(self._bwrap_argv(), self._tools["nsenter"], self._tools["python3"])
         try:
             self._namespaces.start()
@@ -158,6 +163,7 @@ class Sandbox:
             "--symlink", "/storage/emulated/0", "/storage/self/primary",
             "--symlink", "/storage/self/primary", "/sdcard",
             "--bind", self._tmp, "/data/local/tmp",
+            *(["--bind", self._standins, standins.RECORDS] if self._standins else []),
             "--chdir", "/",
         ]
 
