@@ -87,6 +87,10 @@ def watch(
         for message in report.errors:
             print(f"adbvoice: {printable(message)}", file=sys.stderr)
         print(printable(f"{when} {report.device}: {report.summary_line()}"), flush=True)
+        if settings["transcribe"]:
+            from adbvoice.commands.transcripts import transcribe_after_backup
+
+            transcribe_after_backup(settings, cancel, quiet=False, silent_if_busy=False)
 
     cancel = CancelToken()
     watcher = Watcher(config, interval_s=interval, on_event=with_prompts(printer, notices), on_result=on_result,
@@ -198,7 +202,8 @@ def config_show(verbose: VerboseOpt = False) -> None:
         if value is None:
             print(f"# {name}: not set  ({source})")
         else:
-            shown = json.dumps(value if isinstance(value, bool) else str(value), ensure_ascii=False)
+            plain = list(value) if isinstance(value, tuple) else value if isinstance(value, bool) else str(value)
+            shown = json.dumps(plain, ensure_ascii=False)
             print(f"{name} = {shown}  # {source}")
 
 

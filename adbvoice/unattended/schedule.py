@@ -65,6 +65,8 @@ def parse_every(text: str) -> Every:
 def backup_command(settings: Settings, log_file: Path) -> list[str]:
     """The scheduled backup's argv: absolute interpreter, archive and log; no environment needed."""
     argv = _command(settings, "backup", log_file, ["--if-present", "--quiet"])
+    if settings["transcribe"]:  # `watch` reads it from the settings: only backup takes the flag
+        argv.append("--transcribe")
     return argv + ["--notify"] if settings["notify"] and not settings["notify_always"] else argv
 
 
