@@ -224,13 +224,19 @@ class Sandbox:
         (shell_service.cpp, PassDataStreams: "protocol FD died"); on a PTY, closing the
         master makes the kernel send SIGHUP to the terminal's foreground process group
         and to the session leader, the shell."""
+        if proc.poll() is not None:
+            return  # reaped: its pid, and its child's, may be another process's by now
         shell = child_of(proc.pid)
         if shell is None:
             return
         targets = [shell]
         if pty >= 0:
             with contextlib.suppress(OSError):
-                targets.append(-os.tcgetpgrp(pty))
+                group = os.tcgetpgrp(pty)
+                # 0 when the terminal has no foreground group (yet, or any more): kill(-0)
+                # would signal our own process group.
+                if group > 1:
+                    targets.append(-group)
         for target in targets:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(target, signal.SIGHUP)
@@ -238,6 +244,8 @@ class Sandbox:
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL nsenter and the shell it runs: the shell's session is its own pid."""
+    if proc.poll() is not None:
+        return  # reaped: the pid may be another process's by now
     shell = child_of(proc.pid, timeout=0)
     for group in (proc.pid, shell):
         if group is not None:

@@ -225,6 +225,7 @@ class _ShellProtocolSession(_Session):
         # adbd stops passing data once both outputs are closed, then waits for the
         # process and sends its exit code (Subprocess::WaitForExit).
         code = self._sandbox.reap(self._proc)
+        self._output_ended()  # the shell is gone: nothing to hang up any more
         if self._in_process:
             code = 1
         try:
