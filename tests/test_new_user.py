@@ -94,6 +94,7 @@ def test_the_systemd_timer_counts_completed_with_warnings_as_done(archive):
 @pytest.mark.parametrize("command", [
     ["backup", "--tcp", "127.0.0.1:{port}"], ["verify"], ["ls", "--json"], ["ls", "--format", "json"],
     ["stats"], ["info", "1"], ["catalog", "rebuild"], ["prune", "--tcp", "127.0.0.1:{port}", "--dry-run"],
+    ["restore", "--tcp", "127.0.0.1:{port}"],
 ])
 def test_with_json_a_failure_is_still_one_json_document(command, tmp_path):
     port = str(free_port())
