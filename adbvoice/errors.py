@@ -225,6 +225,31 @@ class PairingNotFoundError(AdbVoiceError):
 class PairingInputError(AdbVoiceError):
     exit_code = 59
     summary = "pairing: the address is not HOST:PORT, or the code is not 6 digits"
+class TranscribeExtraMissingError(AdbVoiceError):
+    exit_code = 40
+    summary = "transcription needs the transcribe extra: pip install 'adbvoice[transcribe]'"
+
+
+class ModelNotFoundError(AdbVoiceError):
+    exit_code = 41
+    summary = "the speech model is not a known model name, or its path is not a model folder"
+
+
+class ModelUnavailableError(AdbVoiceError):
+    """A model named by a name that is not on disk, and no network (or HF_HUB_OFFLINE=1) to fetch it."""
+
+    exit_code = 42
+    summary = "the speech model is not on disk and cannot be downloaded"
+
+
+class TranscribeLockedError(AdbVoiceError):
+    exit_code = 43
+    summary = "another transcribe run is working on the archive"
+
+
+class LanguageError(AdbVoiceError):
+    exit_code = 44
+    summary = "the speech model does not know the language asked for"
 
 
 class PhoneMessageTooLongError(AdbVoiceError):
@@ -267,6 +292,13 @@ class ArchiveNotPrivateError(AdbVoiceError):
 
     exit_code = 70
     summary = "the archive folder is not private: another user owns it or may write in it"
+
+
+class AdbServerError(AdbVoiceError):
+    """The program on the adb server's port answered outside the smart-socket protocol."""
+
+    exit_code = 71
+    summary = "the adb server answered something adb's protocol does not allow"
 
 
 class InterruptedRun(AdbVoiceError):

@@ -169,7 +169,8 @@ class TempNote:
         """Append `data` to the temp file, creating it (with what was held) if need be."""
         try:
             if not self._on_disk:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                self._fd = os.open(self.path, flags, FILE_MODE)
                 self._on_disk = True
                 held, self._held = self._held, bytearray()
                 self._write_all(held)

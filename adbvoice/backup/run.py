@@ -12,7 +12,9 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
+from adbvoice.archive.durability import filesystem_type
 from adbvoice.archive.folder import Archive, HeldLock, refuse_unusable
+from adbvoice.archive.layout import PORTABLE_FILESYSTEMS
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -60,6 +62,7 @@ def backup(
     holding it knows, when the run fails, which phone answered and what was saved."""
     cancel = cancel or CancelToken()
     report = report or RunReport(dry_run=config.dry_run)
+    config = _for_filesystem(config)
     if config.dry_run:
         return _dry_run(config, report, on_event)
     root = config.archive.expanduser().absolute()
@@ -85,6 +88,13 @@ def backup(
     finally:
         if phone is not None:
             phone.close()
+
+
+def _for_filesystem(config: BackupConfig) -> BackupConfig:
+    """Names FAT, exFAT, NTFS and SMB take, where the archive is on one of them (decided
+    by the filesystem's type, so the same on every run there)."""
+    portable_names = filesystem_type(config.archive.expanduser().absolute()) in PORTABLE_FILESYSTEMS
+    return replace(config, layout=replace(config.layout, portable_names=portable_names))
 
 
 def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:

@@ -70,9 +70,9 @@ def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool
     for message in report.errors:
         print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
     for message in report.known_warnings if verbose else ():
-        print(f"warning (told before): {message}", file=sys.stderr)
+        print(f"warning (told before): {printable(message)}", file=sys.stderr)
     if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 
@@ -103,6 +103,13 @@ def backup(
                            "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
+    transcribe: Annotated[  # two flags, read by common.either (see IncludeAudioOpt there)
+        bool, typer.Option("--transcribe", help="Then transcribe the notes not transcribed yet "
+                           "(needs the transcribe extra; see `adbvoice transcribe`).")
+    ] = False,
+    no_transcribe: Annotated[
+        bool, typer.Option("--no-transcribe", help="No transcribing, whatever the config says.")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")] = False,
     verbose: VerboseOpt = False,
@@ -125,7 +132,7 @@ def backup(
         archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, layout=layout, log_file=log_file,
         include_audio=either(include_audio, no_include_audio, "include-audio"),
         notify=either(notify, no_notify, "notify"), notify_always=either(notify_always, no_notify_always, "notify-always"),
-        wifi=wifi or None, phone=phone,
+        wifi=wifi or None, phone=phone, transcribe=either(transcribe, no_transcribe, "transcribe"),
     ), as_json=as_json)
     settings = call(verbose, lambda: resolve(flags), as_json=as_json)
     choice = call(verbose, lambda: wifi_choice(settings), as_json=as_json)
@@ -154,6 +161,12 @@ def backup(
             print(json.dumps({"outcome": "absent", "exit_code": errors.EXIT_OK, "summary": "no phone reachable"}))
         raise typer.Exit(errors.EXIT_OK)
     print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
+    if settings["transcribe"] and not dry_run:
+        from adbvoice.commands.transcripts import transcribe_after_backup
+
+        with signals_cancel(cancel):
+            call(verbose, lambda: transcribe_after_backup(settings, cancel, quiet=quiet or as_json,
+                                                          silent_if_busy=if_present))
     raise typer.Exit(report.exit_code)
 
 

@@ -14,7 +14,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
-from adbvoice.display import text_path
+from adbvoice.display import printable, text_path
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
 
 app = typer.Typer()
@@ -82,7 +82,7 @@ def restore(
         if dry_run or verbose:
             for decision, fate, why in report.fates():
                 where = text_path(decision.path) if decision.path else "-"
-                print(f"{fate:<14} {where}  ({decision.note.archive_path}{'; ' + why if why else ''})")
+                print(printable(f"{fate:<14} {where}  ({decision.note.archive_path}{'; ' + why if why else ''})"))
         for message in report.warnings:
             printer.warn(message)
         if not quiet or report.exit_code:
@@ -139,7 +139,7 @@ def send(
             print(f"adbvoice: {message}", file=sys.stderr)
         if verbose:
             for where in report.places():
-                print(f"on the phone: {text_path(where)}")
+                print(printable(f"on the phone: {text_path(where)}"))
         if not quiet or report.exit_code:
             print(report.summary_line())
     if report.stopped is not None:

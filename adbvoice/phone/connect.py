@@ -98,9 +98,16 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
                 raise errors.AdbKeyError(f"cannot use the adb key {options.adb_key} for TLS: {exc}") from exc
 
         return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}", start_tls)
-    served = adbserver.list_devices()
-    if served:
-        return _through_server(served, options, on_prompt)
+    try:
+        served = adbserver.list_devices()
+        if served:
+            return _through_server(served, options, on_prompt)
+    except (adbserver.ServerError, adbserver.ServerProtocolError, LinkClosed) as exc:
+        said = f"FAIL: {exc}" if isinstance(exc, adbserver.ServerError) else str(exc)
+        raise errors.AdbServerError(
+            f"the adb server on port {adbserver.server_port()} broke adb's protocol ({said}): restart it "
+            "(`adb kill-server`), or use --tcp"
+        ) from exc
     return _over_usb(options, signer, on_prompt)
 
 
