@@ -40,7 +40,7 @@ def restore(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or after DATE (2021-03-07, 2021-03 or 2021).")] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or before DATE (a month or year: its end).")] = None,
     device: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Archived from this phone (model or serial); repeatable.")] = None,
-    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it); repeatable.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show where each note would go; put nothing on the phone.")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -58,8 +58,10 @@ def restore(
     from adbvoice.restore.run import restore as run_restore
     from adbvoice.views.listing import make_filter
 
-    keep = call(verbose, lambda: make_filter(since=since, until=until, devices=device or (), sources=source or ()))
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}))
+    keep = call(verbose, lambda: make_filter(since=since, until=until, devices=device or (), sources=source or ()),
+                as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}),
+                    as_json=as_json)
     config = RestoreConfig(
         archive=settings["archive"],
         connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
@@ -71,7 +73,7 @@ def restore(
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_restore(config, printer, cancel))
+            report = call(verbose, lambda: run_restore(config, printer, cancel), as_json=as_json)
     finally:
         printer.close()
     if as_json:
@@ -115,8 +117,9 @@ def send(
     from adbvoice.restore.send import send as run_send
 
     if share and len(files) != 1:
-        raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose)
-    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key}))
+        raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose,
+                   as_json=as_json)
+    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key}), as_json=as_json)
     config = SendConfig(
         files=tuple(files),
         connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
@@ -126,7 +129,7 @@ def send(
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_send(config, printer, cancel))
+            report = call(verbose, lambda: run_send(config, printer, cancel), as_json=as_json)
     finally:
         printer.close()
     if as_json:
