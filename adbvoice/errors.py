@@ -171,6 +171,40 @@ class WrongPhoneError(AdbVoiceError):
     summary = "a different phone answered at the remembered phone's address"
 
 
+class ShareError(AdbVoiceError):
+    """`send --share` could not hand the file to WhatsApp; the file itself is on the phone."""
+
+    exit_code = 30
+    summary = "send --share could not open WhatsApp's share sheet (the file is on the phone)"
+
+
+class PushRefusedError(AdbVoiceError):
+    """restore/send cannot prove a pushed file whole before it takes its name: nothing pushed."""
+
+    exit_code = 35
+    summary = "restore or send refused: the phone has no shell that can hash and rename files"
+
+
+class PhoneFullError(AdbVoiceError):
+    exit_code = 36
+    summary = "the phone's storage is full"
+
+
+class PhoneNotWritableError(AdbVoiceError):
+    exit_code = 37
+    summary = "a folder on the phone cannot be written (read-only or not allowed)"
+
+
+class NotAudioError(AdbVoiceError):
+    exit_code = 38
+    summary = "send: a file is not audio"
+
+
+class SendFileError(AdbVoiceError):
+    exit_code = 39
+    summary = "send: a file cannot be read (missing, a folder, or not allowed)"
+
+
 class PairingCodeWrongError(AdbVoiceError):
     exit_code = 56
     summary = "pairing failed: the phone refused the pairing code"
@@ -191,6 +225,31 @@ class PairingNotFoundError(AdbVoiceError):
 class PairingInputError(AdbVoiceError):
     exit_code = 59
     summary = "pairing: the address is not HOST:PORT, or the code is not 6 digits"
+class TranscribeExtraMissingError(AdbVoiceError):
+    exit_code = 40
+    summary = "transcription needs the transcribe extra: pip install 'adbvoice[transcribe]'"
+
+
+class ModelNotFoundError(AdbVoiceError):
+    exit_code = 41
+    summary = "the speech model is not a known model name, or its path is not a model folder"
+
+
+class ModelUnavailableError(AdbVoiceError):
+    """A model named by a name that is not on disk, and no network (or HF_HUB_OFFLINE=1) to fetch it."""
+
+    exit_code = 42
+    summary = "the speech model is not on disk and cannot be downloaded"
+
+
+class TranscribeLockedError(AdbVoiceError):
+    exit_code = 43
+    summary = "another transcribe run is working on the archive"
+
+
+class LanguageError(AdbVoiceError):
+    exit_code = 44
+    summary = "the speech model does not know the language asked for"
 
 
 class PhoneMessageTooLongError(AdbVoiceError):

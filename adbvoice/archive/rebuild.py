@@ -125,6 +125,8 @@ def rebuild_catalog(root: Path) -> RebuildReport:
                 kept = {note.id for note in notes}
                 catalog.restore(old.runs, notes, sightings, [p for p in old.pruned if p.note_id in kept],
                                 old.reported, _provable_listings(old, sightings))
+                contents = {note.sha256 for note in notes}
+                catalog.restore_transcripts(t for t in old.transcripts if t.sha256 in contents)
             finally:
                 catalog.close()
             if archive.catalog_path.exists():

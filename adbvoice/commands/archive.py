@@ -43,7 +43,16 @@ def list_notes(
     Example: adbvoice ls --since 2021-03 --until 2021-03 --source business
     """
     from adbvoice.errors import UsageError
-    from adbvoice.views.listing import FORMATS, list_archive, make_filter, note_json, notes_csv, table_lines
+    from adbvoice.views.listing import (
+        FORMATS,
+        latest_transcripts,
+        list_archive,
+        make_filter,
+        note_json,
+        notes_csv,
+        table_lines,
+        transcript_json,
+    )
 
     def work() -> tuple[str, list]:
         chosen = output_format or ("json" if as_json else "table")
@@ -56,10 +65,11 @@ def list_notes(
         return chosen, list_archive(archive_path(archive), keep)
 
     chosen, notes = call(verbose, work, as_json=as_json or output_format == "json")
+    said = call(verbose, lambda: latest_transcripts(archive_path(archive)), as_json=chosen == "json") if chosen != "table" else {}
     if chosen == "json":
-        _print_json([note_json(n) for n in notes])
+        _print_json([{**note_json(n), "transcript": transcript_json(said.get(n.sha256))} for n in notes])
     elif chosen == "csv":
-        sys.stdout.write(notes_csv(notes))
+        sys.stdout.write(notes_csv(notes, said))
     else:
         terminal = sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if terminal else None

@@ -22,6 +22,7 @@ from adbvoice.emulator.mdns import Announcement
 from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
+from adbvoice.emulator.standins import Standins
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
@@ -103,6 +104,7 @@ class EmulatedPhone:
         self.announce = announce
         self._announcement: Announcement | None = None
         self._storage = PhoneStorage(root, self.state_dir / "data")
+        self.standins = Standins(self.state_dir / "data" / "standins")  # am, content, the media scanner
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._all_connections: list[Connection] = []
@@ -148,14 +150,16 @@ class EmulatedPhone:
             path.write_text(f"adb-{self.serial}-{secrets.token_urlsafe(4)[:6]}")
         return path.read_text()
 
-    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0) -> PairingDialog:
+    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0,
+                     answer_first: bool = False) -> PairingDialog:
         """Open Wireless debugging's pairing dialog: with a code (a new one if None), or,
         given the QR code's `service` name, with its password as `secret`. Close it to
         close its port."""
         if service is not None and secret is None:
             raise ValueError("a QR code always carries a password")
         return PairingDialog(self.guid, secret if secret is not None else new_code(),
-                             self._gatekeeper.allow, host=self.host, port=port, service=service)
+                             self._gatekeeper.allow, host=self.host, port=port, service=service,
+                             answer_first=answer_first)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -165,7 +169,8 @@ class EmulatedPhone:
         if self._listener is not None:
             return self
         if self._want_shell is not False:
-            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device)
+            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device,
+                              standins=self.standins.folder)
             try:
                 sandbox.start()
                 self._sandbox = sandbox

@@ -19,6 +19,8 @@ import threading
 import weakref
 from pathlib import Path
 
+from adbvoice.emulator import standins
+
 TOOLS = ("bwrap", "mksh", "toybox", "setsid")
 SH = "/system/bin/sh"
 
@@ -82,8 +84,11 @@ def _getprop_script(props: dict[str, str]) -> str:
 class Sandbox:
     """The phone's /system and the bwrap command line around each shell command."""
 
-    def __init__(self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str) -> None:
+    def __init__(
+        self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str, standins: Path | None = None
+    ) -> None:
         self._root = os.path.realpath(root)
+        self._standins = os.path.realpath(standins) if standins else None
         self._tmp = os.path.realpath(data_local_tmp)
         self._props = props
         self._device = device
@@ -117,6 +122,8 @@ class Sandbox:
         with open(getprop, "w") as f:
             f.write(_getprop_script(self._props))
         os.chmod(getprop, 0o755)
+        if self._standins:
+            standins.install(os.path.join(self._dir, "system"))
         try:
             probe = subprocess.run(
                 self.argv(b"exit 0"), env=self.env(None),
@@ -167,6 +174,7 @@ class Sandbox:
             "--symlink", "/storage/emulated/0", "/storage/self/primary",
             "--symlink", "/storage/self/primary", "/sdcard",
             "--bind", self._tmp, "/data/local/tmp",
+            *(["--bind", self._standins, standins.RECORDS] if self._standins else []),
             "--chdir", "/",
         ]
         if pty:

@@ -25,6 +25,7 @@ from adbvoice.phone.connection import (
     TlsRefused,
 )
 from adbvoice.phone.device import Phone, PhoneIdentity
+from adbvoice.phone.wire import WireError, what_answered
 
 DEFAULT_TCP_PORT = 5555
 PROMPT_TEXT = "Unlock the phone and tap \"Allow\" on the \"Allow USB debugging?\" prompt (waiting up to {timeout:g} s)"
@@ -151,6 +152,11 @@ def _handshake(
         raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
     except LinkClosed as exc:
         link.close()
+        if isinstance(exc.__cause__, WireError):  # its bytes are shown with -v, as the cause
+            raise errors.HostUnreachableError(
+                f"{what_answered(exc.__cause__.header)} answered at {serial}, not an Android phone: is this "
+                f"the phone's address, and the port of its Wi-Fi debugging ({DEFAULT_TCP_PORT} unless set otherwise)?"
+            ) from exc
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
     model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
     if link.in_tls:

@@ -23,6 +23,7 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
 from adbvoice.backup.config import BackupConfig
 from adbvoice.phone.connect import ConnectOptions, parse_tcp_address
+from adbvoice.speech.engine import DEFAULT_MODEL
 from adbvoice.unattended.phones import default_state_dir
 from adbvoice.unattended.wifi import WifiChoice
 
@@ -39,7 +40,7 @@ FROM_DEFAULT = "default"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
-Kind = Literal["path", "text", "flag"]
+Kind = Literal["path", "text", "flag", "list"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ SETTINGS = {
         Setting("notify_always", "flag", False),  # notify also when nothing was new
         Setting("wifi", "flag", False),
         Setting("phone", "text", None),
+        Setting("transcribe", "flag", False),
+        Setting("model", "text", DEFAULT_MODEL),
+        Setting("language", "text", None),
+        Setting("languages", "list", ()),  # in the file a list of strings; ADBVOICE_LANGUAGES=en,es
     )
 }
 
@@ -141,6 +146,8 @@ def _absolute(setting: Setting, value: object, base: Path) -> object:
 
 
 def _from_text(setting: Setting, text: str, where: str) -> object:
+    if setting.kind == "list":
+        return tuple(word.strip() for word in text.split(",") if word.strip())
     if setting.kind != "flag":
         return text
     if text.lower() in _TRUE:
@@ -172,6 +179,11 @@ def read_config(path: Path) -> dict[str, tuple[object, int]]:
             close = difflib.get_close_matches(key.replace("-", "_"), SETTINGS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f"; known keys: {', '.join(SETTINGS)}"
             raise errors.ConfigError(f"{where}: {key}: unknown key{hint}")
+        if setting.kind == "list":
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise errors.ConfigError(f"{where}: {key}: must be a list of quoted strings, such as [\"en\", \"es\"], not {value!r}")
+            found[key] = (tuple(value), line)
+            continue
         wanted = bool if setting.kind == "flag" else str
         if not isinstance(value, wanted):
             kind = "true or false" if wanted is bool else "a quoted string"

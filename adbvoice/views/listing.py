@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from adbvoice.archive.catalog import NoteRow, reading
+from adbvoice.archive.catalog import NoteRow, TranscriptRow, reading
 from adbvoice.archive.folder import Archive
 from adbvoice.display import human_bytes
 from adbvoice.errors import UsageError
@@ -23,7 +23,8 @@ from adbvoice.whatsapp import kinds_named
 
 FORMATS = ("table", "json", "csv")
 # note_json's keys, in order: the catalog's columns, with the raw phone path as hex.
-JSON_FIELDS = [f for f in NoteRow.__dataclass_fields__ if f != "phone_path_raw"] + ["phone_path_hex"]
+# `transcript` is the newest transcript: an object in JSON, its text in CSV.
+JSON_FIELDS = [f for f in NoteRow.__dataclass_fields__ if f != "phone_path_raw"] + ["phone_path_hex", "transcript"]
 _DAY = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _DURATION = re.compile(r"^(?:(\d+):)?(\d+(?:\.\d+)?)s?$")
 
@@ -121,6 +122,24 @@ def list_archive(root: Path, keep: NoteFilter | None = None) -> list[NoteRow]:
     return [n for n in notes if keep is None or keep.matches(n)]
 
 
+def latest_transcripts(root: Path) -> dict[str, TranscriptRow]:
+    """sha256 → the newest transcript of those bytes (`ls --json` and the page show it)."""
+    archive = Archive.open(root, create=False)
+    with reading(archive.catalog_path) as catalog:
+        return catalog.latest_transcripts()
+
+
+def transcript_json(found: TranscriptRow | None) -> dict | None:
+    if found is None:
+        return None
+    return {
+        "model": found.model, "language": found.language, "language_probability": found.language_probability,
+        "language_how": found.language_how, "text": found.text,
+        "segments": [{"start_s": start, "end_s": end, "text": text} for start, end, text in found.segments],
+        "transcribed_at": found.transcribed_at,
+    }
+
+
 def minutes_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-:--"
@@ -216,11 +235,14 @@ def csv_cell(value: object) -> object:
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
-def notes_csv(notes: Sequence[NoteRow]) -> str:
-    """The JSON fields as CSV columns, an empty cell for null, no cell a formula."""
+def notes_csv(notes: Sequence[NoteRow], said: dict[str, TranscriptRow]) -> str:
+    """The JSON fields as CSV columns, an empty cell for null, a transcript as its text, no
+    cell a formula."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=JSON_FIELDS, lineterminator="\n")
     writer.writeheader()
     for note in notes:
-        writer.writerow({key: csv_cell(value) for key, value in note_json(note).items()})
+        found = said.get(note.sha256)
+        row = {**note_json(note), "transcript": found.text if found else None}
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return out.getvalue()
