@@ -136,7 +136,7 @@ def send(
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
         for message in report.failures:
-            print(f"adbvoice: {message}", file=sys.stderr)
+            print(f"adbvoice: {printable(message)}", file=sys.stderr)
         if verbose:
             for where in report.places():
                 print(printable(f"on the phone: {text_path(where)}"))
