@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup, pairing, prune, restore, unattended, verify
+from adbvoice.commands import archive, backup, pairing, prune, restore, transcripts, unattended, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -44,6 +44,7 @@ app.add_typer(prune.app)
 app.add_typer(restore.app)
 app.add_typer(unattended.app)
 app.add_typer(pairing.app)
+app.add_typer(transcripts.app)
 
 
 def _examples(typer_app: typer.Typer) -> list[str]:

@@ -150,6 +150,27 @@ class PruneNeedsConfirmationError(AdbVoiceError):
     summary = "prune needs --yes when it cannot ask on a terminal; nothing was deleted"
 
 
+class TlsNotTrustedError(AdbVoiceError):
+    """Wireless debugging: the phone ended TLS after seeing our key (it forgot this computer)."""
+
+    exit_code = 52
+    summary = "this phone no longer trusts this computer for Wireless debugging: pair again"
+
+
+class PhoneNotOnNetworkError(AdbVoiceError):
+    """--wifi: mDNS did not find the phone, and its last known address did not answer either."""
+
+    exit_code = 53
+    summary = "the remembered phone is not on the network (Wireless debugging off, or mDNS blocked)"
+
+
+class WrongPhoneError(AdbVoiceError):
+    """--wifi: another phone answered at the remembered phone's address."""
+
+    exit_code = 54
+    summary = "a different phone answered at the remembered phone's address"
+
+
 class ShareError(AdbVoiceError):
     """`send --share` could not hand the file to WhatsApp; the file itself is on the phone."""
 
@@ -204,6 +225,73 @@ class PairingNotFoundError(AdbVoiceError):
 class PairingInputError(AdbVoiceError):
     exit_code = 59
     summary = "pairing: the address is not HOST:PORT, or the code is not 6 digits"
+class TranscribeExtraMissingError(AdbVoiceError):
+    exit_code = 40
+    summary = "transcription needs the transcribe extra: pip install 'adbvoice[transcribe]'"
+
+
+class ModelNotFoundError(AdbVoiceError):
+    exit_code = 41
+    summary = "the speech model is not a known model name, or its path is not a model folder"
+
+
+class ModelUnavailableError(AdbVoiceError):
+    """A model named by a name that is not on disk, and no network (or HF_HUB_OFFLINE=1) to fetch it."""
+
+    exit_code = 42
+    summary = "the speech model is not on disk and cannot be downloaded"
+
+
+class TranscribeLockedError(AdbVoiceError):
+    exit_code = 43
+    summary = "another transcribe run is working on the archive"
+
+
+class LanguageError(AdbVoiceError):
+    exit_code = 44
+    summary = "the speech model does not know the language asked for"
+
+
+class PhoneMessageTooLongError(AdbVoiceError):
+    """A message header claimed more bytes than the link agreed: nothing of it was read."""
+
+    exit_code = 65
+    summary = "the phone sent a message longer than the ADB protocol allows"
+
+
+class PhoneSentTooMuchError(AdbVoiceError):
+    """Output past its cap, or data sent past flow control: no real phone does either."""
+
+    exit_code = 66
+    summary = "the phone sent more than any real phone would (output past its cap, or ignoring flow control)"
+
+
+class PhoneTooSlowError(AdbVoiceError):
+    """A deadline passed that a trickle of bytes cannot extend (handshake, request or run)."""
+
+    exit_code = 67
+    summary = "the phone did not finish in time: a deadline that a trickle cannot extend passed"
+
+
+class StaleLockError(AdbVoiceError):
+    """The lock's holder is past the end it expected for itself: hung, not busy."""
+
+    exit_code = 68
+    summary = "the archive has been locked for longer than the run holding it expected (a hung run?)"
+
+
+class UnsafeStateFolderError(AdbVoiceError):
+    """Something in `.adbvoice/` is a link, not what it should be, or not the user's."""
+
+    exit_code = 69
+    summary = "the archive's .adbvoice folder holds a link or something that is not yours"
+
+
+class ArchiveNotPrivateError(AdbVoiceError):
+    """The archive folder belongs to someone else, or others may write in it."""
+
+    exit_code = 70
+    summary = "the archive folder is not private: another user owns it or may write in it"
 
 
 class InterruptedRun(AdbVoiceError):

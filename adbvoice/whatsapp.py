@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from adbvoice.errors import UsageError
+
 SDCARD = "/sdcard"
 _MODERN = f"{SDCARD}/Android/media/com.whatsapp/WhatsApp/Media"
 _MODERN_BUSINESS = f"{SDCARD}/Android/media/com.whatsapp.w4b/WhatsApp Business/Media"
@@ -22,19 +24,19 @@ _LEGACY_BUSINESS = f"{SDCARD}/WhatsApp Business/Media"
 class Source:
     """One folder tree WhatsApp may keep voice messages in."""
 
-    kind: str  # stable key stored in the catalog: voice, business, legacy, ...
+    kind: str  # stable key stored in the catalog, and the word ls, the page and --source use
     path: str
     label: str
     audio: bool = False  # "WhatsApp Audio" (forwarded/attached audio), only on request
 
     @property
     def family(self) -> str:
-        """personal / business / legacy / audio: what `ls --source` filters on."""
+        """voice / business / legacy / audio: the group `--source` names with one word."""
         if self.audio:
             return "audio"
         if self.kind.startswith("legacy"):
             return "legacy"
-        return "business" if self.kind == "business" else "personal"
+        return "business" if self.kind == "business" else "voice"
 
 
 VOICE_SOURCES = (
@@ -58,7 +60,22 @@ AUDIO_SOURCES = (
         audio=True,
     ),
 )
-SOURCE_FAMILIES = ("personal", "business", "legacy", "audio")
+ALL_SOURCES = VOICE_SOURCES + AUDIO_SOURCES
+# One vocabulary: `ls`, the catalog and the page show a note's source by its kind, and
+# `--source` takes those very words. Four of them also name their kin: `legacy` the
+# Business folder before Android 11 too, `audio` every WhatsApp Audio folder.
+SOURCE_FAMILIES = ("voice", "business", "legacy", "audio")
+SOURCE_WORDS = SOURCE_FAMILIES + tuple(s.kind for s in ALL_SOURCES if s.kind not in SOURCE_FAMILIES)
+
+
+def kinds_named(word: str) -> frozenset[str]:
+    """The sources `--source WORD` chooses; UsageError for a word that is none of SOURCE_WORDS."""
+    word = word.lower()
+    if word in SOURCE_FAMILIES:
+        return frozenset(s.kind for s in ALL_SOURCES if s.family == word)
+    if word in SOURCE_WORDS:
+        return frozenset({word})
+    raise UsageError(f"--source {word!r}: use one of {', '.join(SOURCE_WORDS)}")
 
 # What WhatsApp records, receives or forwards as audio. `.nomedia` and everything else in
 # these folders is not a note.

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
-from bench.clients import GOOGLE_ADBS, Adbvoice, AdbServer, BenchError, run_child
+from bench.clients import GOOGLE_ADBS, AdbServer, Adbvoice, BenchError, run_child
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE.parent / "fixtures" / "audio" / "voice-4s.opus"

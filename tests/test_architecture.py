@@ -16,7 +16,8 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "adbvoice"
 BASE = {"errors", "cancel", "events", "display", "whatsapp", "__init__"}
-LAYERS = [BASE, {"phone", "archive"}, {"backup", "prune", "restore"}, {"unattended", "views", "demo"}, {"commands", "cli", "__main__"}]
+LAYERS = [BASE, {"phone", "archive", "speech"}, {"backup", "prune", "restore", "transcribe"}, {"unattended", "views", "demo"},
+          {"commands", "cli", "__main__"}]
 LAYER_OF = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 # The emulated phone is the project's test phone: it shares only the wire format, and
 # only the demo (besides tests and benchmarks) starts one.
@@ -36,6 +37,7 @@ LIBRARY_HOMES = {
     "nacl": ("adbvoice/phone/spake2.py",),
     "segno": ("adbvoice/commands/pairing.py",),
     "OpenSSL": ("adbvoice/phone/pairing_wire.py", "adbvoice/emulator/"),
+    "faster_whisper": ("adbvoice/speech/engine.py",),
 }
 
 

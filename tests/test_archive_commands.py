@@ -22,7 +22,7 @@ from tests.conftest import archived_files, run_cli, run_on_terminal
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 # What the phone tree put where, in `ls --source` words.
-FAMILY_OF_KIND = {"voice": "personal", "broken": "personal", "business": "business",
+FAMILY_OF_KIND = {"voice": "voice", "broken": "voice", "business": "business",
                   "legacy": "legacy", "legacy-business": "legacy", "audio": "audio"}
 FROM_THE_FILES = ["archive_path", "sha256", "size", "recorded_on", "phone_mtime", "codec", "duration_s",
                   "sample_rate", "channels", "bitrate", "vendor", "audio_error"]
@@ -52,7 +52,8 @@ def backup_again(backed_up, archive):
 # --- ls ----------------------------------------------------------------------------------
 
 
-def test_ls_prints_an_aligned_table_with_lengths_as_minutes_and_human_sizes(backed_up):
+def test_ls_prints_an_aligned_table_with_lengths_as_minutes_and_human_sizes(backed_up, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for every cell whole (see test_new_user.py)
     lines = run_cli("ls", backed_up.root).stdout.splitlines()
 
     assert len(lines) == len(backed_up.notes)  # not a terminal: no header, one line a note
@@ -83,7 +84,7 @@ def test_ls_narrows_by_day_month_and_year(backed_up):
 def test_ls_narrows_by_source_the_four_families_share_the_archive_out(backed_up):
     kind_of = {n.sha256: n.kind for n in backed_up.tree.notes}
     seen = []
-    for family in ("personal", "Business", "legacy", "audio"):
+    for family in ("voice", "Business", "legacy", "audio"):
         listed = ls_json(backed_up.root, "--source", family)
         assert listed, family
         assert {FAMILY_OF_KIND[kind_of[n["sha256"]]] for n in listed} == {family.lower()}

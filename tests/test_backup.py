@@ -248,9 +248,10 @@ def test_a_folder_the_phone_cannot_read_is_reported_not_silently_skipped(phone_t
             reports = [json.loads(run_cli("backup", archive, "--tcp", phone.address, "--json").stdout) for _ in "12"]
     finally:
         week.chmod(0o755)
-    for report in reports:  # the second run lists again, and says so again
-        assert report["listed_by"] == "shell"
-        assert any(w.startswith("the phone said: find:") and week.name in w for w in report["warnings"]), report
+    said = [[w for w in r[told] if w.startswith("the phone said: find:") and week.name in w]
+            for r, told in zip(reports, ("warnings", "known_warnings"))]
+    assert all(r["listed_by"] == "shell" for r in reports) and all(said), reports  # the second run lists again,
+    assert said[0] == said[1] and reports[1]["exit_code"] == 0  # and knows it told that (issue 19)
 
 
 def test_a_backup_with_nothing_new_asks_the_phone_for_a_fingerprint_not_the_whole_listing(phone, phone_tree, archive):

@@ -49,6 +49,12 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "log_file": ("not set", "default"),
         "notify": (False, "default"),
         "notify_always": (False, "default"),
+        "wifi": (False, "default"),
+        "phone": ("not set", "default"),
+        "transcribe": (False, "default"),
+        "model": ("base", "default"),
+        "language": ("not set", "default"),
+        "languages": ([], "default"),
     }
 
     config_file.write_text(
@@ -62,6 +68,12 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         'log_file = "/var/tmp/adbvoice.log"\n'
         "notify = true\n"
         "notify_always = false\n"
+        "wifi = true\n"
+        'phone = "pixel"\n'
+        "transcribe = true\n"
+        'model = "small"\n'
+        'language = "es"\n'
+        'languages = ["en", "es"]\n'
     )
     from_file = shown(run_cli("config", "show"))
     assert from_file == {
@@ -74,6 +86,12 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "log_file": ("/var/tmp/adbvoice.log", f"{config_file}:8"),
         "notify": (True, f"{config_file}:9"),
         "notify_always": (False, f"{config_file}:10"),
+        "wifi": (True, f"{config_file}:11"),
+        "phone": ("pixel", f"{config_file}:12"),
+        "transcribe": (True, f"{config_file}:13"),
+        "model": ("small", f"{config_file}:14"),
+        "language": ("es", f"{config_file}:15"),
+        "languages": (["en", "es"], f"{config_file}:16"),
     }
 
     monkeypatch.chdir(tmp_path)
@@ -87,6 +105,12 @@ def test_config_show_names_where_every_setting_comes_from(config_file, tmp_path,
         "LOG_FILE": ("~/log.txt", str(home / "log.txt")),
         "NOTIFY": ("no", False),
         "NOTIFY_ALWAYS": ("1", True),
+        "WIFI": ("on", True),
+        "PHONE": ("tablet", "tablet"),
+        "TRANSCRIBE": ("no", False),
+        "MODEL": ("/models/tiny.en", "/models/tiny.en"),
+        "LANGUAGE": ("de", "de"),
+        "LANGUAGES": ("de, fr", ["de", "fr"]),
     }
     for name, (text, _) in environment.items():
         monkeypatch.setenv(f"ADBVOICE_{name}", text)

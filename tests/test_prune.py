@@ -283,7 +283,7 @@ def test_a_phone_with_only_md5sum_is_checked_with_md5(backed_up_phone, archive, 
 
 @pytest.mark.parametrize("given, message", [
     (["--older-than", "3 months"], "--older-than '3 months': use days, weeks or years"),
-    (["--source", "films"], "--source 'films': use one of personal, business, legacy, audio"),
+    (["--source", "films"], "--source 'films': use one of voice, business, legacy, audio, legacy-business"),
 ])
 def test_bad_flags_are_one_line_and_delete_nothing(tmp_path, given, message):
     result = run_cli("prune", tmp_path, *given)

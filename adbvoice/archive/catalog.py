@@ -7,6 +7,7 @@ tell (where on which phone a note was) is kept here. README documents the tables
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adbvoice import errors
+from adbvoice.archive import fulltext
 from adbvoice.archive.folder import FILE_MODE
 
 SCHEMA_VERSION = 1
@@ -61,6 +63,12 @@ CREATE TABLE IF NOT EXISTS pruned (     -- notes `prune` deleted from a phone (t
     asked_at TEXT NOT NULL,
     deleted_at TEXT,
     PRIMARY KEY (device_serial, phone_path)
+);
+CREATE TABLE IF NOT EXISTS reported (   -- warnings about a phone's lasting state, told once
+    device_serial TEXT NOT NULL,
+    warning TEXT NOT NULL,
+    first_reported TEXT NOT NULL,
+    PRIMARY KEY (device_serial, warning)
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -151,9 +159,54 @@ class PrunedRow:
     deleted_at: str | None
 
 
+@dataclass(frozen=True)
+class ReportedRow:
+    device_serial: str
+    warning: str
+    first_reported: str
+
+
 _SIGHTING_COLUMNS = list(SightingRow.__dataclass_fields__)
+_REPORTED_COLUMNS = list(ReportedRow.__dataclass_fields__)
 _PRUNED_COLUMNS = list(PrunedRow.__dataclass_fields__)
 _RUN_COLUMNS = list(RunRow.__dataclass_fields__)
+
+# Transcripts are derived data: keyed by the note's content and the model, so a rebuilt
+# catalog keeps them, a note moved inside the archive keeps its own, and each model's
+# transcript of a note is made once. `verify` never looks at them.
+TRANSCRIPTS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS transcripts (
+    sha256 TEXT NOT NULL,                -- the note's content (notes.sha256)
+    model TEXT NOT NULL,                 -- a faster-whisper model name, or a model folder's path
+    language TEXT,                       -- ISO 639-1 code
+    language_probability REAL,           -- the model's probability for that language
+    language_how TEXT,                   -- detected, forced, fallback (detection below the threshold), only (an English-only model)
+    text TEXT,                           -- the whole transcript
+    segments TEXT NOT NULL,              -- JSON [[start_s, end_s, text], ...]
+    duration_s REAL,                     -- seconds of audio decoded
+    error TEXT,                          -- NULL, or why this note has no transcript (unreadable audio)
+    transcribed_at TEXT NOT NULL,        -- UTC, ISO 8601
+    PRIMARY KEY (sha256, model)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS transcript_words USING fts5(words, tokenize = '{fulltext.TOKENIZER}');
+"""
+
+
+@dataclass(frozen=True)
+class TranscriptRow:
+    sha256: str
+    model: str
+    language: str | None
+    language_probability: float | None
+    language_how: str | None
+    text: str | None
+    segments: list[tuple[float, float, str]]
+    duration_s: float | None
+    error: str | None
+    transcribed_at: str
+
+
+_TRANSCRIPT_COLUMNS = list(TranscriptRow.__dataclass_fields__)
 
 
 @dataclass
@@ -165,6 +218,9 @@ class Salvage:
     sightings: list[SightingRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     pruned: list[PrunedRow] = field(default_factory=list)
+    reported: list[ReportedRow] = field(default_factory=list)
+    listings: dict[str, str] = field(default_factory=dict)  # serial → meta's `listing:` value
+    transcripts: list[TranscriptRow] = field(default_factory=list)
     problem: str | None = None
 
 
@@ -193,6 +249,7 @@ class Catalog:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
+            db.executescript(TRANSCRIPTS_SCHEMA)
             db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -217,23 +274,28 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             found.problem = str(exc)
             return found
+        listings: list[tuple[str, str]] = []
         tables = (
             ("notes", ["id", *_NOTE_COLUMNS], _note, found.notes),
             ("sightings", _SIGHTING_COLUMNS, _sighting, found.sightings),
             ("runs", _RUN_COLUMNS, _run, found.runs),
             ("pruned", _PRUNED_COLUMNS, _pruned, found.pruned),
+            ("reported", _REPORTED_COLUMNS, lambda row: ReportedRow(*row), found.reported),
+            ("meta", ["key", "value"], tuple, listings),
+            ("transcripts", _TRANSCRIPT_COLUMNS, _transcript, found.transcripts),
         )
         try:
             for table, columns, make, into in tables:
                 try:
-                    if table == "pruned" and not _has_table(db, table):
-                        continue  # written before prune existed
+                    if table in ("pruned", "reported", "transcripts") and not _has_table(db, table):
+                        continue  # written before prune, told-once warnings or transcripts existed
                     for row in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
                         into.append(make(row))
                 except sqlite3.DatabaseError as exc:
                     found.problem = found.problem or f"{table}: {exc}"
         finally:
             db.close()
+        found.listings = {key.removeprefix("listing:"): value for key, value in listings if key.startswith("listing:")}
         return found
 
     # --- what is known -------------------------------------------------------------
@@ -338,10 +400,21 @@ class Catalog:
         notes: Iterable[NoteRow],
         sightings: Iterable[SightingRow],
         pruned: Iterable[PrunedRow] = (),
+        reported: Iterable[ReportedRow] = (),
+        listings: dict[str, str] | None = None,
     ) -> None:
-        """Fill a new catalog in one transaction (a rebuild): runs, sightings and prunes as
-        they were, notes with their old id where they have one, else a new one."""
+        """Fill a new catalog in one transaction (a rebuild): runs, sightings, prunes, the
+        warnings told and the listing fingerprints as they were, notes with their old id
+        where they have one, else a new one."""
         with self._transaction():
+            self._db.executemany(
+                f"INSERT INTO reported ({', '.join(_REPORTED_COLUMNS)}) VALUES (?, ?, ?)",
+                ([getattr(row, c) for c in _REPORTED_COLUMNS] for row in reported),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                ((f"listing:{serial}", value) for serial, value in (listings or {}).items()),
+            )
             self._db.executemany(
                 f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
                 ([getattr(run, c) for c in _RUN_COLUMNS] for run in runs),
@@ -382,6 +455,32 @@ class Catalog:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                     (f"listing:{device_serial}", f"{fingerprint} {notes}"),
                 )
+
+    # --- warnings about what lasts on a phone: told once ----------------------------------
+
+    def reported_warnings(self, device_serial: str) -> set[str]:
+        """The warnings about this phone's lasting state (a link, an unreadable folder)
+        already told by an earlier run."""
+        if not _has_table(self._db, "reported"):  # an older catalog, opened read-only
+            return set()
+        rows = self._db.execute("SELECT warning FROM reported WHERE device_serial = ?", (device_serial,))
+        return {warning for (warning,) in rows}
+
+    def remember_reported(self, device_serial: str, warnings: Collection[str], *, complete: bool) -> None:
+        """Record the lasting warnings this run found; with `complete` (the run saw the
+        whole phone) forget those no longer there, so an oddity that comes back is told again."""
+        now = utc_now()
+        with self._transaction():
+            if complete:
+                known = self.reported_warnings(device_serial)
+                self._db.executemany(
+                    "DELETE FROM reported WHERE device_serial = ? AND warning = ?",
+                    ((device_serial, gone) for gone in known - set(warnings)),
+                )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO reported (device_serial, warning, first_reported) VALUES (?, ?, ?)",
+                ((device_serial, warning, now) for warning in warnings),
+            )
 
     # --- pruning: notes deleted from a phone, kept here ---------------------------------
 
@@ -442,6 +541,79 @@ class Catalog:
             self._db.execute("PRAGMA wal_checkpoint(FULL)")
         except sqlite3.OperationalError as exc:
             raise _write_error(exc) from exc
+
+    # --- transcripts: derived from the audio, keyed by its content -------------------------
+
+    def transcribed(self, model: str) -> set[str]:
+        """The SHA-256 of every note this model has already been run on (a transcript or the
+        reason there is none): what a resumed `transcribe` skips."""
+        if not _has_table(self._db, "transcripts"):
+            return set()
+        return {sha for (sha,) in self._db.execute("SELECT sha256 FROM transcripts WHERE model = ?", (model,))}
+
+    def add_transcript(self, row: TranscriptRow) -> None:
+        """Record one note's transcript and its words for search, in one transaction: a
+        run cut off at any point leaves the whole row or none."""
+        values = [getattr(row, c) for c in _TRANSCRIPT_COLUMNS]
+        values[_TRANSCRIPT_COLUMNS.index("segments")] = json.dumps(row.segments, ensure_ascii=False)
+        with self._transaction():
+            old = self._db.execute(
+                "SELECT rowid FROM transcripts WHERE sha256 = ? AND model = ?", (row.sha256, row.model)
+            ).fetchone()
+            if old:
+                self._db.execute("DELETE FROM transcript_words WHERE rowid = ?", old)
+                self._db.execute("DELETE FROM transcripts WHERE rowid = ?", old)
+            cursor = self._db.execute(
+                f"INSERT INTO transcripts ({', '.join(_TRANSCRIPT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_TRANSCRIPT_COLUMNS))})",
+                values,
+            )
+            if row.text is not None:  # a silent note's empty transcript too: every transcript is indexed
+                self._db.execute(
+                    "INSERT INTO transcript_words (rowid, words) VALUES (?, ?)",
+                    (cursor.lastrowid, fulltext.indexed_text(row.text)),
+                )
+
+    def restore_transcripts(self, rows: Iterable[TranscriptRow]) -> None:
+        """Carry transcripts into a rebuilt catalog (they are matched by content, not by id)."""
+        with self._transaction():
+            for row in rows:
+                self.add_transcript(row)
+
+    def transcripts_of(self, sha256: str) -> list[TranscriptRow]:
+        """Every transcript of these bytes, newest first."""
+        if not _has_table(self._db, "transcripts"):
+            return []
+        rows = self._db.execute(
+            f"SELECT {', '.join(_TRANSCRIPT_COLUMNS)} FROM transcripts WHERE sha256 = ? "
+            "ORDER BY transcribed_at DESC, rowid DESC",
+            (sha256,),
+        )
+        return [_transcript(row) for row in rows]
+
+    def latest_transcripts(self) -> dict[str, TranscriptRow]:
+        """sha256 → its newest transcript that has words (an error row is no transcript)."""
+        if not _has_table(self._db, "transcripts"):
+            return {}
+        rows = self._db.execute(
+            f"SELECT {', '.join(_TRANSCRIPT_COLUMNS)} FROM transcripts WHERE error IS NULL "
+            "ORDER BY transcribed_at, rowid"
+        )
+        return {found.sha256: found for found in map(_transcript, rows)}
+
+    def search_transcripts(self, match: str) -> list[tuple[TranscriptRow, float]]:
+        """Transcripts whose words match an FTS5 expression (fulltext.fts_query), best
+        first, with FTS5's bm25 score (lower is better)."""
+        if not _has_table(self._db, "transcripts"):
+            return []
+        columns = ", ".join(f"t.{c}" for c in _TRANSCRIPT_COLUMNS)
+        rows = self._db.execute(
+            f"SELECT {columns}, bm25(transcript_words) FROM transcript_words "
+            "JOIN transcripts t ON t.rowid = transcript_words.rowid "
+            "WHERE transcript_words MATCH ? ORDER BY bm25(transcript_words)",
+            (match,),
+        )
+        return [(_transcript(tuple(row)), score) for *row, score in rows]
 
     def group(self) -> _Transaction:
         """One transaction around several writes (a group of published notes): one commit
@@ -544,6 +716,12 @@ def _pruned(row: tuple) -> PrunedRow:
     values = dict(zip(_PRUNED_COLUMNS, row))
     values["phone_path"] = bytes(values["phone_path"])
     return PrunedRow(**values)
+
+
+def _transcript(row: tuple) -> TranscriptRow:
+    values = dict(zip(_TRANSCRIPT_COLUMNS, row))
+    values["segments"] = [tuple(s) for s in json.loads(values["segments"] or "[]")]
+    return TranscriptRow(**values)
 
 
 def _run(row: tuple) -> RunRow:

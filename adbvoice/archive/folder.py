@@ -23,21 +23,31 @@ import fcntl
 import hashlib
 import itertools
 import os
+import re
 import secrets
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.archive.layout import PRIVATE_DIR, with_suffix_number
+from adbvoice.archive.layout import PRIVATE_DIR, with_suffix_number, written_by_adbvoice
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 HELD_BYTES = 1 << 20  # a note up to this size is received in memory (see TempNote)
 WRITEBACK_BYTES = 4 << 20  # a note written as it arrives is sent on to the disk this often
+# How long a run holding the lock may take unless it says more (a prune, a rebuild; a
+# backup says how long it expects once it knows what it copies): far longer than any does.
+LONGEST_RUN_S = 24 * 3600
+# A holder this long past the end it expected is hung, not slow (clocks differ a little
+# between the hosts of a shared disk).
+STALE_AFTER_S = 15 * 60
+_LOCK_LINE = re.compile(r"since (?P<since>\S+) until (?P<until>\S+)")
 # Filesystems without hard links (FAT, exFAT, some network mounts) refuse link(2) with these.
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
@@ -60,12 +70,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def open_regular(path: Path) -> int:
+    """A read descriptor on `path` if it is a regular file; OSError otherwise. Links are
+    not followed (O_NOFOLLOW), and a FIFO planted at a note's name does not block the open
+    (O_NONBLOCK) and is refused by fstat, so it cannot hang a run holding the lock."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with os.fdopen(open_regular(path), "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _not_ours(st: os.stat_result) -> bool:
+    return st.st_uid != os.geteuid()
+
+
+def _whose(st: os.stat_result) -> str:
+    return f"user {st.st_uid}"
 
 
 class TempNote:
@@ -179,6 +209,28 @@ class TempNote:
                 pass
 
 
+class HeldLock:
+    """The archive's lock, held: the line in the lock file says who holds it since when,
+    and until when it expects to."""
+
+    def __init__(self, fd: int, since: float) -> None:
+        self._fd = fd
+        self._since = since
+
+    def expect(self, seconds: float) -> None:
+        """The run expects to end within `seconds` from now (at most a year: a phone may list
+        absurd sizes, and a date must stay a date)."""
+        seconds = min(seconds, 365 * 86400)
+        line = (f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {_utc(self._since)} "
+                f"until {_utc(time.time() + seconds)}\n").encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, line, 0)
+
+
+def _utc(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Published:
     relpath: PurePosixPath
@@ -195,6 +247,7 @@ class Archive:
         self._folders: set[Path] = set()  # dated folders known to exist: no mkdir(2) each note
         self._temp_names = itertools.count()
         self._unsynced: set[Path] = set()  # folders that gained an entry since unsynced_folders()
+        self.notices: list[str] = []  # what check() found worth saying (folders others may read)
 
     @classmethod
     def open(cls, root: Path, *, create: bool) -> Archive:
@@ -202,44 +255,124 @@ class Archive:
         root = root.expanduser().absolute()
         archive = cls(root)
         if not create:
+            archive.notices = archive.check()
             if not archive.catalog_path.exists():
                 raise errors.NotAnArchiveError(f"{root} is not an adbvoice archive (no {PRIVATE_DIR}/catalog.sqlite)")
             return archive
         try:
-            for folder in (root, archive.private, archive.tmp):
-                folder.mkdir(mode=DIR_MODE, exist_ok=True, parents=folder is root)
+            root.mkdir(mode=DIR_MODE, exist_ok=True, parents=True)
+            archive.check()  # before anything is created or removed inside it
+            for folder in (archive.private, archive.tmp):
+                folder.mkdir(mode=DIR_MODE, exist_ok=True)
+            archive.notices = archive.check()
             probe = archive.tmp / f"probe-{secrets.token_hex(4)}"
-            probe.touch(mode=FILE_MODE)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE))
             probe.unlink()
         except OSError as exc:
             raise disk_error(exc, str(root)) from exc
         return archive
 
+    def check(self) -> list[str]:
+        """Check what is found on disk before using it: the root and `.adbvoice/` are
+        folders of this user that nobody else may write in, and `.adbvoice/`, `tmp/` and
+        the state files in it are no links and are this user's (a link there once had the
+        start-of-run sweep delete a user's documents). Raises ArchiveNotPrivateError or
+        UnsafeStateFolderError; returns what to say about folders others may read."""
+        notices = []
+        for folder in (self.root, self.private):
+            try:
+                st = folder.lstat() if folder is self.private else folder.stat()
+            except FileNotFoundError:
+                continue
+            if folder is self.private:
+                self._check_state_entry(folder, st, stat.S_ISDIR)
+            if _not_ours(st):
+                raise errors.ArchiveNotPrivateError(
+                    f"{folder} belongs to {_whose(st)}, not to you: use a folder of your own"
+                )
+            if st.st_mode & 0o022:
+                raise errors.ArchiveNotPrivateError(
+                    f"{folder} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}): "
+                    f"run `chmod 700 {folder}`, or use a folder of your own"
+                )
+            if st.st_mode & 0o044:
+                notices.append(f"{folder} is readable by other users (mode {stat.S_IMODE(st.st_mode):04o}): "
+                               f"`chmod 700 {folder}` keeps your voice notes private")
+        for path, kind in ((self.tmp, stat.S_ISDIR), (self.lock_path, stat.S_ISREG), (self.catalog_path, stat.S_ISREG)):
+            try:
+                self._check_state_entry(path, path.lstat(), kind)
+            except FileNotFoundError:
+                pass
+        return notices
+
+    def _check_state_entry(self, path: Path, st: os.stat_result, kind: Callable[[int], bool]) -> None:
+        if stat.S_ISLNK(st.st_mode) or not kind(st.st_mode):
+            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a " + (
+                "folder" if kind is stat.S_ISDIR else "regular file")
+            raise errors.UnsafeStateFolderError(
+                f"{path} is {what}: adbvoice never follows links in {PRIVATE_DIR}/; check what put it "
+                "there, then move it away"
+            )
+        if _not_ours(st):
+            raise errors.UnsafeStateFolderError(
+                f"{path} belongs to {_whose(st)}, not to you: check who else writes in this archive"
+            )
+
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """One writer per archive: flock on a dedicated file; the holder's pid and host are
-        written in it so a second run can say who holds it. The kernel drops the lock when
-        the holder dies, so a crash never leaves a stale lock."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    def lock(self, expected_s: float = LONGEST_RUN_S) -> Iterator[HeldLock]:
+        """One writer per archive: flock on a dedicated file. The holder writes in it who it
+        is and until when it expects to run (`HeldLock.expect` moves that on), so a second
+        run can say who holds it, and tell a busy archive from one a hung run holds: the
+        kernel drops the lock when its holder dies, so a lock outliving its own "until" is
+        a process alive but stuck (StaleLockError, which --if-present does not silence)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-                raise errors.ArchiveLockedError(f"{self.root} is in use by {holder}; try again when it finishes") from exc
-            os.ftruncate(fd, 0)
-            started = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.pwrite(fd, f"adbvoice pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode(), 0)
-            yield
+                raise self._busy(os.pread(fd, 300, 0).decode("utf-8", "replace").strip()) from exc
+            held = HeldLock(fd, time.time())
+            held.expect(expected_s)
+            yield held
         finally:
             os.close(fd)
 
+    def _busy(self, line: str) -> errors.AdbVoiceError:
+        holder = line.split(" since ")[0] if line else "another process"
+        found = _LOCK_LINE.search(line)
+        try:
+            until = datetime.fromisoformat(found["until"]).timestamp() if found else None
+        except ValueError:
+            until = None
+        if until is not None and time.time() > until + STALE_AFTER_S:
+            return errors.StaleLockError(
+                f"{self.root} has been locked by {holder} since {found['since']}, past the end it expected "
+                f"({found['until']}): that run is stuck; stop it and run again"
+            )
+        return errors.ArchiveLockedError(f"{self.root} is in use by {line or holder}; try again when it finishes")
+
     def sweep_tmp(self) -> int:
-        """Remove what an interrupted run left in tmp/ (never a published note)."""
+        """Remove what an interrupted run left in tmp/ (never a published note). The folder
+        is opened without following a link, and its entries are removed by name, so
+        nothing outside it can be reached; a folder in it is refused, not descended."""
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise errors.UnsafeStateFolderError(
+                f"{self.tmp} cannot be opened as a folder of its own ({exc.strerror}): adbvoice never follows "
+                f"links in {PRIVATE_DIR}/; check what put it there, then move it away"
+            ) from exc
         removed = 0
-        for leftover in self.tmp.iterdir():
-            leftover.unlink()
-            removed += 1
+        try:
+            for name in os.listdir(fd):
+                if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise errors.UnsafeStateFolderError(
+                        f"{self.tmp / name} is a folder: adbvoice's temp folder holds only files; move it away"
+                    )
+                os.unlink(name, dir_fd=fd)
+                removed += 1
+        finally:
+            os.close(fd)
         return removed
 
     def new_temp(self) -> TempNote:
@@ -248,7 +381,8 @@ class Archive:
 
     def files(self) -> Iterator[PurePosixPath]:
         """Every non-folder outside `.adbvoice/`, relative to the root, in sorted walk order:
-        files, and links of any kind, which are listed, never followed."""
+        files, and links of any kind, which are listed, never followed. The page adbvoice
+        writes (layout.written_by_adbvoice) is ours, not a stray: it is not listed."""
         for folder, subfolders, names in os.walk(self.root):
             here = Path(folder)
             if here == self.root:
@@ -256,7 +390,8 @@ class Archive:
             subfolders.sort()
             relative = PurePosixPath(here.relative_to(self.root).as_posix())
             for name in sorted(names) + [d for d in subfolders if (here / d).is_symlink()]:
-                yield relative / name
+                if not written_by_adbvoice(name):
+                    yield relative / name
 
     def path_of(self, relpath: PurePosixPath) -> Path:
         return self.root.joinpath(*relpath.parts)

@@ -8,6 +8,7 @@ can make a rendered path leave the archive or enter its private `.adbvoice/` fol
 from __future__ import annotations
 
 import functools
+import re
 import string
 import unicodedata
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ TOKENS = {
     "device": "the phone's model (made safe)",
 }
 PRIVATE_DIR = ".adbvoice"
+# The one file adbvoice writes among the notes: `export --html`'s page (in the archive's
+# root by default, or in a folder of it given to -o), and the temp file it is written as.
+PAGE_NAME = "voice-notes.html"
+_PAGE_TEMP = re.compile(r"\.voice-notes\.html\.[0-9a-f]{8}\.tmp")
 NAME_MAX = 255  # bytes, the limit of ext4, btrfs, xfs and exFAT
 # Room kept below NAME_MAX for a collision suffix such as "-12".
 SUFFIX_ROOM = 8
@@ -133,3 +138,9 @@ class Layout:
         if any(p in ("", ".", "..") for p in parts) or parts[0] == PRIVATE_DIR:
             raise LayoutError(f"--layout {self.template!r} gives an unusable path for {name!r}")
         return PurePosixPath(*parts)
+
+
+def written_by_adbvoice(name: str) -> bool:
+    """A file adbvoice writes in the archive that is not a note (the page): verify,
+    rebuild and backup leave it out, as they leave out `.adbvoice/`."""
+    return name == PAGE_NAME or _PAGE_TEMP.fullmatch(name) is not None

@@ -25,6 +25,8 @@ from mutagen.oggspeex import OggSpeex
 from mutagen.oggtheora import OggTheora
 from mutagen.oggvorbis import OggVorbis
 
+from adbvoice.display import capped
+
 # Ogg granule positions of Opus count 48 kHz samples whatever the input rate (RFC 7845 §4);
 # mutagen divides by 48000 and subtracts the pre-skip, which matches opusinfo. A reader that
 # divides by the OpusHead input rate reports 3x too long for WhatsApp's 16 kHz notes (tinytag #81).
@@ -33,6 +35,8 @@ from mutagen.oggvorbis import OggVorbis
 # per second of audio lies about its length (say, a last granule of 2^63-1), and a catalog
 # or a summary of listening time must not believe it.
 MIN_PLAUSIBLE_BITRATE = 500
+# `info` shows at most this many tags, and values of a tag: a 4 MB tag block is not read out.
+TAGS_SHOWN = 100
 
 # The largest possible Ogg page: 27-byte header, 255 lacing values, 255 segments of 255 bytes.
 _MAX_OGG_PAGE = 27 + 255 + 255 * 255
@@ -120,7 +124,8 @@ def read_tags(path: Path) -> dict[str, list[str]]:
     try:
         with open(path, "rb") as f:
             tags = mutagen.File(f).tags
-            return {str(key): [_tag_text(v) for v in _values(tags[key])] for key in tags.keys()}
+            keys = list(tags.keys())[:TAGS_SHOWN]
+            return {capped(str(key), 64): [_tag_text(v) for v in _values(tags[key])[:TAGS_SHOWN]] for key in keys}
     except Exception:  # unreadable, not audio, or no tags: there are none to show
         return {}
 
@@ -230,7 +235,8 @@ def _vendor(audio: mutagen.FileType, info: object) -> str | None:
     if tags is not None and hasattr(tags, "getall"):
         candidates += [str(frame) for frame in tags.getall("TSSE")]  # ID3 "encoded with"
     candidates.append(getattr(info, "encoder_info", None))  # MP3's LAME/Xing header
-    return next((str(c).strip() for c in candidates if c and str(c).strip()), None)
+    found = next((str(c).strip() for c in candidates if c and str(c).strip()), None)
+    return capped(found) if found else None  # stored in the catalog: a vendor of 100 KB was
 
 
 def _short(reason: str, limit: int = 160) -> str:

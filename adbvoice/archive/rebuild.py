@@ -109,6 +109,7 @@ def rebuild_catalog(root: Path) -> RebuildReport:
             f"{archive.root} is not an adbvoice archive (no {PRIVATE_DIR}/ folder); if it holds notes "
             f"copied from one, create {PRIVATE_DIR}/ in it and rebuild again"
         )
+    archive.check()
     report = RebuildReport()
     with archive.lock():
         archive.tmp.mkdir(mode=DIR_MODE, exist_ok=True)
@@ -122,7 +123,10 @@ def rebuild_catalog(root: Path) -> RebuildReport:
             catalog = Catalog.open(fresh)
             try:
                 kept = {note.id for note in notes}
-                catalog.restore(old.runs, notes, sightings, [p for p in old.pruned if p.note_id in kept])
+                catalog.restore(old.runs, notes, sightings, [p for p in old.pruned if p.note_id in kept],
+                                old.reported, _provable_listings(old, sightings))
+                contents = {note.sha256 for note in notes}
+                catalog.restore_transcripts(t for t in old.transcripts if t.sha256 in contents)
             finally:
                 catalog.close()
             if archive.catalog_path.exists():
@@ -197,6 +201,18 @@ def _merge(
     )
     report.sightings, report.runs = len(sightings), len(old.runs)
     return notes, sightings
+
+
+def _provable_listings(old: Salvage, sightings: list[SightingRow]) -> dict[str, str]:
+    """The phones' listing fingerprints that still hold: a fingerprint says "the archive
+    holds everything this listing showed", true after a rebuild only when every sighting
+    of that phone was carried over (none lost with a note, none unread in a damaged catalog).
+    Kept, the next backup of an unchanged phone costs two round trips, as before the rebuild."""
+    if old.problem:
+        return {}
+    kept = set(sightings)
+    lost = {seen.device_serial for seen in old.sightings if seen not in kept}
+    return {serial: value for serial, value in old.listings.items() if serial not in lost}
 
 
 def _note_row(file: FoundFile, before: NoteRow | None, run_ids: set[int], now: str) -> NoteRow:

@@ -16,4 +16,6 @@ class BackupConfig:
     include_audio: bool = False
     layout: Layout = field(default_factory=lambda: Layout(DEFAULT_LAYOUT))
     dry_run: bool = False
+    # The serial the phone must have (a remembered Wi-Fi phone): another one at its address is refused.
+    expect_serial: str | None = None
 

@@ -263,7 +263,8 @@ def same_bytes(existing: Path, temp: TempNote) -> bool:
     """An uncatalogued file already at the name (a run cut off between link and catalog
     row) with exactly our bytes: adopt it instead of publishing a second copy."""
     try:
-        return existing.stat().st_size == temp.size and file_sha256(existing) == temp.sha256
+        # lstat: a link or a FIFO at the name is never ours (file_sha256 refuses both too).
+        return existing.lstat().st_size == temp.size and file_sha256(existing) == temp.sha256
     except OSError:
         return False
 

@@ -25,7 +25,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.display import text_path
 from adbvoice.events import Event
 from adbvoice.phone.scripts import PhoneHashes
-from adbvoice.phone.sync import RemoteStat
+from adbvoice.phone.sync import FileAbandoned, RemoteStat
 
 STILL_CHANGING = "kept changing while being copied (still being recorded?); left for the next run"
 NOT_INTACT = "did not arrive intact: its SHA-1 differed from the phone's own at every attempt"
@@ -33,6 +33,11 @@ NOT_INTACT = "did not arrive intact: its SHA-1 differed from the phone's own at 
 GROUP_NOTES = 64
 GROUP_BYTES = 16 * 1024 * 1024
 GROUP_SECONDS = 1.0
+# A note still being recorded grows while it is pulled, and is then retried anyway; what it
+# can add in one pull is what WhatsApp records in minutes (Opus at 16-32 kbit/s: 1 MiB is
+# over four minutes). Past its listed size plus this, the rest of the file is not taken:
+# a phone sending on and on would otherwise fill the archive's disk.
+GROWTH_ALLOWED = 1 << 20
 
 
 class Copier:
@@ -80,6 +85,10 @@ class Copier:
         self._temp = self._archive.new_temp()
 
     def chunk(self, data: bytes) -> None:
+        if self._temp.size + len(data) > self._current.size + GROWTH_ALLOWED:
+            self._failed_checks.append(Retry(self._current, STILL_CHANGING, serious=False))
+            self._drop_temp()
+            raise FileAbandoned(f"more than {GROWTH_ALLOWED:,} bytes beyond the listed size")
         self._temp.write(data)
         self._on_event(Event("bytes", bytes=len(data)))
         if self._group_due():

@@ -28,6 +28,8 @@ class PlannedCopy:
 @dataclass
 class RunReport:
     device: str | None = None
+    device_serial: str | None = None
+    device_model: str | None = None
     listed_by: str | None = None
     dry_run: bool = False
     new_notes: list[NewNote] = field(default_factory=list)
@@ -35,8 +37,12 @@ class RunReport:
     already: int = 0
     duplicates: int = 0  # copied, then found to be a note already archived (moved or renamed)
     bytes_copied: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # told by this run: exit 3
+    known_warnings: list[str] = field(default_factory=list)  # lasting, told by an earlier run: not again
     errors: list[str] = field(default_factory=list)
+    # Warnings about the phone's lasting state found by this run, told or known: what the
+    # catalog records as told (Catalog.remember_reported).
+    lasting: list[str] = field(default_factory=list, repr=False)
 
     @property
     def audio_seconds(self) -> float:
@@ -58,6 +64,8 @@ class RunReport:
         """One line for cron mail and logs: `12 new voice notes (3.1 MB, 14 min of audio), …`."""
         already = self.already + self.duplicates
         tail = f"{already:,} already archived, {_plural(len(self.warnings), 'warning')}"
+        if self.known_warnings:
+            tail += f" ({len(self.known_warnings):,} told before, -v shows them)"
         if self.errors:
             tail += f", {_plural(len(self.errors), 'error')}"
         if self.dry_run:
@@ -71,6 +79,7 @@ class RunReport:
 
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["lasting"]
         data.update(
             exit_code=self.exit_code,
             outcome=self.outcome,

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
-from adbvoice.archive.folder import Archive
+from adbvoice.archive.folder import Archive, HeldLock
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -22,7 +22,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.display import text_path
 from adbvoice.events import Event
 from adbvoice.phone import connect
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, PhoneMisbehaved
 from adbvoice.phone.device import Phone, Survey
 from adbvoice.phone.sync import SyncError
 from adbvoice.whatsapp import Source, sources_for
@@ -30,6 +30,24 @@ from adbvoice.whatsapp import Source, sources_for
 # A note whose size or mtime keeps changing across this many pulls is being recorded:
 # it is left for the next run rather than archived half-finished.
 MAX_ATTEMPTS = 3
+# Deadlines no trickle of bytes can extend (README, "Everything the phone sends is
+# bounded"): listing the phone gets this many I/O timeouts (10 minutes by default; a
+# million notes list in a few); a round of copying gets as many again, plus its bytes at
+# the slowest rate a working link has (a weak Wi-Fi signal moves 1 Mbit/s, 125 KB/s), plus
+# a little per file.
+SURVEY_TIMEOUTS = 20
+SLOWEST_BYTES_PER_S = 100_000
+PER_FILE_S = 0.05
+# What the lock file says a run expects to take, for a later run to tell a hung one: until
+# the plan is known, connecting, the Allow wait and listing; then every round of copying,
+# with the notes written at the slowest a disk goes (a USB stick, 1 MB/s), and a margin.
+SLOWEST_DISK_BYTES_PER_S = 1_000_000
+MARGIN_S = 600
+
+
+def copy_deadline_s(config: BackupConfig, files: int, nbytes: int) -> float:
+    """How long one round of copying `files` notes of `nbytes` in all may take."""
+    return SURVEY_TIMEOUTS * config.connect.io_timeout_s + nbytes / SLOWEST_BYTES_PER_S + files * PER_FILE_S
 
 
 def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
@@ -38,11 +56,13 @@ def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: Canc
     if config.dry_run:
         return _dry_run(config, report, on_event)
     archive = Archive.open(config.archive, create=True)
-    with archive.lock():
+    report.warnings.extend(archive.notices)
+    c = config.connect
+    with archive.lock(c.connect_timeout_s + c.auth_timeout_s + SURVEY_TIMEOUTS * c.io_timeout_s + MARGIN_S) as held:
         archive.sweep_tmp()
         catalog = Catalog.open(archive.catalog_path)
         try:
-            return _backup_locked(config, archive, catalog, report, on_event, cancel)
+            return _backup_locked(config, archive, held, catalog, report, on_event, cancel)
         finally:
             catalog.close()
 
@@ -54,20 +74,31 @@ def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:
 def _survey(
     phone: Phone, config: BackupConfig, report: RunReport, catalog: Catalog | None
 ) -> tuple[Survey, list[Source]]:
-    """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does."""
+    """List the phone and keep the sources that exist; NoWhatsAppFoldersError if none does.
+    What it finds odd lasts (a link, a folder the phone cannot read): `report.lasting`."""
     candidates = sources_for(config.include_audio)
     known = {serial: fp for serial, (fp, _notes) in catalog.listing_fingerprints().items()} if catalog else None
+    phone.deadline.set(SURVEY_TIMEOUTS * config.connect.io_timeout_s, "listing the phone")
     survey = phone.survey([s.path for s in candidates], known)
-    report.device = survey.identity.label
+    identity = survey.identity
+    if config.expect_serial and identity.serial != config.expect_serial:
+        raise errors.WrongPhoneError(
+            f"{identity.label} answered over {identity.transport}, not the remembered phone (serial "
+            f"{config.expect_serial}): another device has its address now; nothing was copied"
+        )
+    phone.deadline.clear()
+    report.device = identity.label
+    report.device_serial = identity.serial
+    report.device_model = identity.model
     report.listed_by = survey.listed_by
-    report.warnings.extend(f"the phone said: {line}" for line in survey.problems)
+    report.lasting.extend(f"the phone said: {line}" for line in survey.problems)
     present = []
     for source in candidates:
         root = survey.roots[source.path.encode()]
         if root.is_dir:
             present.append(source)
         elif root.is_link:
-            report.warnings.append(f"{source.path}: a symbolic link, not followed")
+            report.lasting.append(f"{source.path}: a symbolic link, not followed")
     if not present:
         looked = "; ".join(s.path for s in candidates)
         raise errors.NoWhatsAppFoldersError(
@@ -88,7 +119,7 @@ def _announce(plan: Plan, survey: Survey, report: RunReport, on_event: Callable[
     identity = survey.identity
     on_event(Event("connected", f"{identity.label} over {identity.transport}"))
     report.already = plan.already
-    report.warnings.extend(plan.notices)
+    report.lasting.extend(plan.notices)
     on_event(Event("planned", f"{len(plan.copy)} to copy, {plan.already} already archived",
                    files=len(plan.copy), bytes=plan.bytes_to_copy))
 
@@ -102,6 +133,8 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
         try:
             survey, sources = _survey(phone, config, report, catalog)
             plan = _plan(survey, sources, catalog, config)
+            _announce(plan, survey, report, on_event)
+            _tell_once(report, catalog, survey)
         except LinkClosed as exc:
             raise _lost(exc, report) from exc
         finally:
@@ -109,7 +142,6 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
     finally:
         if catalog:
             catalog.close()
-    _announce(plan, survey, report, on_event)
     report.planned = [PlannedCopy(text_path(c.path), c.wanted.as_posix(), c.size) for c in plan.copy]
     return report
 
@@ -117,6 +149,7 @@ def _dry_run(config: BackupConfig, report: RunReport, on_event: Callable[[Event]
 def _backup_locked(
     config: BackupConfig,
     archive: Archive,
+    held: HeldLock,
     catalog: Catalog,
     report: RunReport,
     on_event: Callable[[Event], None],
@@ -130,8 +163,12 @@ def _backup_locked(
         catalog.unmark(identity.serial, [e.path for e in survey.entries])  # pruned notes put back on the phone
         run_id = catalog.start_run(device_serial=identity.serial, device_model=identity.model, transport=identity.transport)
         plan = _plan(survey, sources, catalog, config)
+        nbytes = plan.bytes_to_copy
+        held.expect(MAX_ATTEMPTS * copy_deadline_s(config, len(plan.copy), nbytes)
+                    + nbytes / SLOWEST_DISK_BYTES_PER_S + MARGIN_S)
         _announce(plan, survey, report, on_event)
-        complete = _copy(phone, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
+        _tell_once(report, catalog, survey)
+        complete = _copy(phone, config, plan.copy, archive, catalog, survey, run_id, report, on_event, cancel)
         if survey.fingerprint is not None and not survey.unchanged:
             archived = report.already + report.duplicates + len(report.new_notes)
             unsettled = not complete or survey.problems  # e.g. a folder the phone could not read
@@ -145,12 +182,26 @@ def _backup_locked(
         raise
     finally:
         phone.close()
+    catalog.remember_reported(identity.serial, report.lasting, complete=not survey.unchanged)
     _record(catalog, run_id, report, None)
     return report
 
 
+def _tell_once(report: RunReport, catalog: Catalog | None, survey: Survey) -> None:
+    """A warning about the phone's lasting state is told by the first run that finds it;
+    the runs after it know it (`known_warnings`) and say nothing, so a nightly job on a
+    phone with a permanent oddity is quiet and exits 0 from the second night on. An
+    unchanged listing (not fetched again) still holds every oddity told about it."""
+    told = catalog.reported_warnings(survey.identity.serial) if catalog else set()
+    for warning in report.lasting:
+        (report.known_warnings if warning in told else report.warnings).append(warning)
+    if survey.unchanged:
+        report.known_warnings.extend(sorted(told - set(report.lasting)))
+
+
 def _copy(
     phone: Phone,
+    config: BackupConfig,
     planned: list[Candidate],
     archive: Archive,
     catalog: Catalog,
@@ -166,6 +217,7 @@ def _copy(
         if not pending:
             return not report.errors
         batch = [r.candidate for r in pending]
+        phone.deadline.set(copy_deadline_s(config, len(batch), sum(c.size for c in batch)), "copying the notes")
         if attempt:
             batch = _refresh(phone, batch, report)
         paths = [c.path for c in batch]
@@ -203,6 +255,7 @@ def _copy(
             if hashes:
                 hashes.close()
         pending = copier.retries
+    phone.deadline.clear()
     for retry in pending:
         (report.errors if retry.serious else report.warnings).append(f"{text_path(retry.candidate.path)}: {retry.reason}")
     return not pending and not report.errors
@@ -229,12 +282,12 @@ def _refresh(phone: Phone, pending: list[Candidate], report: RunReport) -> list[
     return fresh
 
 
-def _lost(exc: LinkClosed, report: RunReport) -> errors.ConnectionLostError:
+def _lost(exc: LinkClosed, report: RunReport) -> errors.AdbVoiceError:
     done = len(report.new_notes)
-    return errors.ConnectionLostError(
-        f"lost the phone during the backup ({exc}); {done} new note{'s' if done != 1 else ''} archived "
-        "and complete, run again to copy the rest"
-    )
+    saved = f"{done} new note{'s' if done != 1 else ''} archived and complete"
+    if isinstance(exc, PhoneMisbehaved):
+        return exc.error(f"stopped: {exc}, which no real phone does; {saved}, nothing else taken from it")
+    return errors.ConnectionLostError(f"lost the phone during the backup ({exc}); {saved}, run again to copy the rest")
 
 
 def _record(catalog: Catalog, run_id: int | None, report: RunReport, error: errors.AdbVoiceError | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call
+from adbvoice.display import printable
 
 app = typer.Typer()
 catalog_app = typer.Typer(help="Look after the archive's catalog.", no_args_is_help=True)
@@ -26,7 +28,7 @@ def list_notes(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or after DATE (2021-03-07, 2021-03 or 2021).")] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or before DATE (a month or year: its end).")] = None,
     device: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="From this phone (model or serial); repeatable.")] = None,
-    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it, such as legacy-business); repeatable.")] = None,
     min_duration: Annotated[Optional[str], typer.Option(metavar="SECONDS", help="At least this long (90 or 1:30).")] = None,
     max_duration: Annotated[Optional[str], typer.Option(metavar="SECONDS", help="At most this long (90 or 1:30).")] = None,
     unreadable: Annotated[bool, typer.Option("--unreadable", help="Only notes whose audio could not be read.")] = False,
@@ -41,7 +43,16 @@ def list_notes(
     Example: adbvoice ls --since 2021-03 --until 2021-03 --source business
     """
     from adbvoice.errors import UsageError
-    from adbvoice.views.listing import FORMATS, list_archive, make_filter, note_json, notes_csv, table_lines
+    from adbvoice.views.listing import (
+        FORMATS,
+        latest_transcripts,
+        list_archive,
+        make_filter,
+        note_json,
+        notes_csv,
+        table_lines,
+        transcript_json,
+    )
 
     def work() -> tuple[str, list]:
         chosen = output_format or ("json" if as_json else "table")
@@ -53,14 +64,17 @@ def list_notes(
         )
         return chosen, list_archive(archive_path(archive), keep)
 
-    chosen, notes = call(verbose, work)
+    chosen, notes = call(verbose, work, as_json=as_json or output_format == "json")
+    said = call(verbose, lambda: latest_transcripts(archive_path(archive)), as_json=chosen == "json") if chosen != "table" else {}
     if chosen == "json":
-        _print_json([note_json(n) for n in notes])
+        _print_json([{**note_json(n), "transcript": transcript_json(said.get(n.sha256))} for n in notes])
     elif chosen == "csv":
-        sys.stdout.write(notes_csv(notes))
+        sys.stdout.write(notes_csv(notes, said))
     else:
-        for line in table_lines(notes, header=sys.stdout.isatty()):
-            print(line)
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        for line in table_lines(notes, header=terminal, width=width):
+            print(printable(line))
 
 
 @app.command()
@@ -71,11 +85,11 @@ def stats(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbose
     """
     from adbvoice.views.stats import archive_stats, stats_lines
 
-    found = call(verbose, lambda: archive_stats(archive_path(archive)))
+    found = call(verbose, lambda: archive_stats(archive_path(archive)), as_json=as_json)
     if as_json:
         _print_json(found.to_json())
     else:
-        print("\n".join(stats_lines(found, histogram=sys.stdout.isatty())))
+        print("\n".join(printable(line) for line in stats_lines(found, histogram=sys.stdout.isatty())))
 
 
 @app.command()
@@ -94,11 +108,11 @@ def info(
     """
     from adbvoice.views.info import info_lines, note_info
 
-    found = call(verbose, lambda: note_info(note, archive, default_archive=archive_path(None)))
+    found = call(verbose, lambda: note_info(note, archive, default_archive=archive_path(None)), as_json=as_json)
     if as_json:
         _print_json(found.to_json())
     else:
-        print("\n".join(info_lines(found)))
+        print("\n".join(printable(line) for line in info_lines(found)))
 
 
 @app.command()
@@ -134,14 +148,14 @@ def rebuild(archive: ArchiveArg = None, as_json: JsonOpt = False, verbose: Verbo
     """
     from adbvoice.archive.rebuild import rebuild_catalog
 
-    report = call(verbose, lambda: rebuild_catalog(archive_path(archive)))
+    report = call(verbose, lambda: rebuild_catalog(archive_path(archive)), as_json=as_json)
     if as_json:
         _print_json(report.to_json())
     else:
         for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"warning: {printable(warning)}", file=sys.stderr)
         if verbose:
             for skipped in report.skipped:
-                print(f"skipped {skipped}", file=sys.stderr)
+                print(f"skipped {printable(skipped)}", file=sys.stderr)
         print(report.summary_line())
     raise typer.Exit(report.exit_code)

@@ -16,11 +16,12 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -37,18 +38,22 @@ def signals_cancel(cancel: CancelToken) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, quiet: bool) -> None:
+def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Every warning the run tells is printed, under --quiet too: an exit code other than 0
+    always comes with the reason (a scheduled run's only voice is cron's mail or the journal)."""
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return
     if report.dry_run:
         for item in report.planned:
-            print(f"would copy {item.phone_path} -> {item.archive_path}")
+            print(printable(f"would copy {item.phone_path} -> {item.archive_path}"))
     for message in report.errors:
-        print(f"adbvoice: {message}", file=sys.stderr)
+        print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
-        printer.warn(message)
-    if not quiet or report.errors:
+        print(f"warning: {message}", file=sys.stderr)
+    for message in report.known_warnings if verbose else ():
+        print(f"warning (told before): {message}", file=sys.stderr)
+    if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 
 
@@ -56,6 +61,8 @@ def print_report(report: RunReport, printer: EventPrinter, *, as_json: bool, qui
 def backup(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
     adb_key: Annotated[
         Optional[Path],
@@ -77,9 +84,15 @@ def backup(
     notify_always: NotifyAlwaysOpt = None,
     if_present: Annotated[
         bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
-                           "and exit 22 saying nothing when another run holds the archive.")
+                           "and exit 22 saying nothing when another run holds the archive (a run stuck past "
+                           "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
+    transcribe: Annotated[
+        Optional[bool],
+        typer.Option("--transcribe/--no-transcribe", help="Then transcribe the notes not transcribed yet "
+                     "(needs the transcribe extra; see `adbvoice transcribe`).", show_default=False),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
     verbose: VerboseOpt = False,
@@ -94,17 +107,19 @@ def backup(
 
     Settings not given here come from ADBVOICE_<NAME> variables, then the config file.
 
-    Example: adbvoice backup --tcp 192.168.1.20
+    Example: adbvoice backup --tcp 192.168.1.20, or adbvoice backup --wifi
     """
     from adbvoice.unattended.presence import backup_once, target_of
 
     flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
-                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always)
-    settings = call(verbose, lambda: resolve(flags))
+                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
+                 wifi=wifi or None, phone=phone, transcribe=transcribe)
+    settings = call(verbose, lambda: resolve(flags), as_json=as_json)
+    choice = call(verbose, lambda: wifi_choice(settings), as_json=as_json)
     config = call(verbose, lambda: backup_config(
         settings, dry_run=dry_run, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout
-    ))
-    log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
+    ), as_json=as_json)
+    log = call(verbose, lambda: RunLog.open(settings["log_file"]), as_json=as_json) if settings["log_file"] else None
     printer = EventPrinter(quiet=quiet or as_json, verbose=verbose)
     notices = None if dry_run else notifier(settings, log, quiet=quiet or as_json)
     on_event = with_prompts(printer, notices)
@@ -115,14 +130,23 @@ def backup(
     try:
         with signals_cancel(cancel):
             report = call(verbose, lambda: announced(
-                notices, target_of(config.connect), unplug=config.connect.tcp is None,
-                work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present),
-            ), silent)
+                notices, target_of(config.connect), unplug=config.connect.tcp is None and choice is None,
+                work=lambda: backup_once(config, on_event, cancel, log=log, if_present=if_present,
+                                         wifi_choice=choice),
+            ), silent, as_json=as_json)
     finally:
         printer.close()
     if report is None:
+        if as_json:  # a script still gets its one document
+            print(json.dumps({"outcome": "absent", "exit_code": errors.EXIT_OK, "summary": "no phone reachable"}))
         raise typer.Exit(errors.EXIT_OK)
-    print_report(report, printer, as_json=as_json, quiet=quiet)
+    print_report(report, as_json=as_json, quiet=quiet, verbose=verbose)
+    if settings["transcribe"] and not dry_run:
+        from adbvoice.commands.transcripts import transcribe_after_backup
+
+        with signals_cancel(cancel):
+            call(verbose, lambda: transcribe_after_backup(settings, cancel, quiet=quiet or as_json,
+                                                          silent_if_busy=if_present))
     raise typer.Exit(report.exit_code)
 
 

@@ -3,6 +3,7 @@ options that mean the same thing everywhere."""
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import typer
 
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.display import printable
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, DEFAULT_ARCHIVE, resolve
 
 T = TypeVar("T")
@@ -27,6 +29,13 @@ TcpOpt = Annotated[
     Optional[str],
     typer.Option(metavar="HOST[:PORT]", help="A phone in Wi-Fi debugging mode (port 5555 unless given). "
                  "Without it: USB, or the phones a running adb server holds."),
+]
+WifiOpt = Annotated[
+    bool, typer.Option("--wifi", help="The phone paired with `adbvoice pair`, found on the network by mDNS "
+                       "(Wireless debugging, Android 11+).")
+]
+PhoneOpt = Annotated[
+    Optional[str], typer.Option(metavar="NAME", help="Which remembered phone, when several are (implies --wifi).")
 ]
 LogFileOpt = Annotated[
     Optional[Path], typer.Option(metavar="PATH", help="Append one line per run here (kept under 2 MB).")
@@ -55,27 +64,38 @@ def archive_path(given: Path | None) -> Path:
     return resolve({"archive": given})["archive"]
 
 
-def fail(exc: BaseException, verbose: bool, silent: tuple[type[errors.AdbVoiceError], ...] = ()) -> typer.Exit:
+def fail(
+    exc: BaseException, verbose: bool, silent: tuple[type[errors.AdbVoiceError], ...] = (), *, as_json: bool = False
+) -> typer.Exit:
     """One line on stderr and the error's exit code; a traceback only for bugs, and only with -v.
-    `silent` errors exit with their code and say nothing (cron mails any output)."""
+    `silent` errors exit with their code and say nothing (cron mails any output). With
+    `as_json` stdout gets one JSON document too, `{"error": {"message", "exit_code"}}`, so a
+    script that asked for JSON always has something to parse."""
+    code = exc.exit_code if isinstance(exc, errors.AdbVoiceError) else errors.EXIT_INTERNAL
+    if as_json:
+        message = str(exc) if isinstance(exc, errors.AdbVoiceError) else f"internal error: {exc!r}"
+        print(json.dumps({"error": {"message": message, "exit_code": code}}, indent=2, ensure_ascii=False))
     if isinstance(exc, silent):
-        return typer.Exit(exc.exit_code)
+        return typer.Exit(code)
     if isinstance(exc, errors.AdbVoiceError):
-        print(f"adbvoice: {exc}", file=sys.stderr)
+        print(f"adbvoice: {printable(str(exc))}", file=sys.stderr)
         if verbose and exc.__cause__ is not None:
             print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
-        return typer.Exit(exc.exit_code)
+        return typer.Exit(code)
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
     else:
         print(f"adbvoice: internal error: {exc!r} (run again with -v for details, and please report it)",
               file=sys.stderr)
-    return typer.Exit(errors.EXIT_INTERNAL)
+    return typer.Exit(code)
 
 
-def call(verbose: bool, work: Callable[[], T], silent: tuple[type[errors.AdbVoiceError], ...] = ()) -> T:
-    """Run a core function; turn its errors into one line and an exit code."""
+def call(
+    verbose: bool, work: Callable[[], T], silent: tuple[type[errors.AdbVoiceError], ...] = (), *, as_json: bool = False
+) -> T:
+    """Run a core function; turn its errors into one line and an exit code (and, with
+    `as_json`, a JSON document on stdout)."""
     try:
         return work()
     except Exception as exc:  # noqa: BLE001 - the one place every error is shown
-        raise fail(exc, verbose, silent) from None
+        raise fail(exc, verbose, silent, as_json=as_json) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from adbvoice.display import printable
 from adbvoice.events import Event
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class EventPrinter:
             self._line(event.message)
 
     def _line(self, text: str) -> None:
+        text = printable(text)  # warnings and -v lines carry the phone's names and model
         if self._bar is not None:
             self._bar.write(text, file=self._stream)
         else:

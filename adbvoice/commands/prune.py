@@ -14,9 +14,9 @@ from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call
 from adbvoice.commands.progress import EventPrinter
-from adbvoice.display import human_bytes, text_path
+from adbvoice.display import human_bytes, printable, text_path
 from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
-from adbvoice.whatsapp import SOURCE_FAMILIES
+from adbvoice.whatsapp import kinds_named
 
 if TYPE_CHECKING:
     from adbvoice.prune.report import PruneReport
@@ -40,8 +40,8 @@ def prune(
     ] = "90d",
     source: Annotated[
         Optional[list[str]],
-        typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable "
-                     "(default: the three voice-note sources, not audio)."),
+        typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it); "
+                     "repeatable (default: the voice-note folders, not audio)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List every file and whether it would be deleted, and why; delete nothing.")
@@ -64,17 +64,18 @@ def prune(
     Example: adbvoice prune --older-than 90d --dry-run
     """
     from adbvoice.prune.plan import parse_age
-    from adbvoice.prune.run import DEFAULT_FAMILIES, PruneConfig
+    from adbvoice.prune.run import DEFAULT_SOURCES, PruneConfig
     from adbvoice.prune.run import prune as run_prune
 
-    families = call(verbose, lambda: _families(source))
-    days = call(verbose, lambda: parse_age(older_than))
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}))
+    sources = call(verbose, lambda: _sources(source), as_json=as_json)
+    days = call(verbose, lambda: parse_age(older_than), as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}),
+                    as_json=as_json)
     config = PruneConfig(
         archive=settings["archive"],
         connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
         days=days,
-        families=families or DEFAULT_FAMILIES,
+        sources=sources or DEFAULT_SOURCES,
         dry_run=dry_run,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)
@@ -82,19 +83,16 @@ def prune(
     confirm = (lambda _report: True) if yes else _ask
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel))
+            report = call(verbose, lambda: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel),
+                          as_json=as_json)
     finally:
         printer.close()
     _print(report, printer, as_json=as_json, quiet=quiet, verbose=verbose)
     raise typer.Exit(report.exit_code)
 
 
-def _families(given: list[str] | None) -> tuple[str, ...]:
-    chosen = tuple(s.lower() for s in given or ())
-    for family in chosen:
-        if family not in SOURCE_FAMILIES:
-            raise errors.UsageError(f"--source {family!r}: use one of {', '.join(SOURCE_FAMILIES)}")
-    return chosen
+def _sources(given: list[str] | None) -> frozenset[str]:
+    return frozenset().union(*map(kinds_named, given or ()))
 
 
 def _confirmed(confirm: Confirm, report: PruneReport, printer: EventPrinter) -> bool:
@@ -130,14 +128,14 @@ def _print(report: PruneReport, printer: EventPrinter, *, as_json: bool, quiet: 
     if report.dry_run:
         for decision in report.decisions:
             if decision.deletable:
-                print(f"delete  {text_path(decision.path)}  (archived as {decision.note.archive_path})")
+                print(printable(f"delete  {text_path(decision.path)}  (archived as {decision.note.archive_path})"))
             else:
-                print(f"keep    {text_path(decision.path)}  ({decision.reason})")
+                print(printable(f"keep    {text_path(decision.path)}  ({decision.reason})"))
     elif verbose:
         for decision in report.deleted:
-            print(f"deleted {text_path(decision.path)}")
+            print(printable(f"deleted {text_path(decision.path)}"))
     for message in report.warnings:  # even under --quiet: an exit of 3 must say why
         printer.close()
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
     if not quiet:
         print(report.summary_line())

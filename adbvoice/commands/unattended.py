@@ -27,6 +27,7 @@ from adbvoice.commands.common import (
 )
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
 
@@ -72,14 +73,18 @@ def watch(
             notices.backup_ended(result.key, result.report, result.error, unplug=config.connect.tcp is None)
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         if result.error is not None:
-            print(f"adbvoice: {when} {result.key}: {result.error}", file=sys.stderr, flush=True)
+            print(printable(f"adbvoice: {when} {result.key}: {result.error}"), file=sys.stderr, flush=True)
             return
         report = result.report
         for message in report.warnings if verbose else ():
             printer.warn(message)
         for message in report.errors:
-            print(f"adbvoice: {message}", file=sys.stderr)
-        print(f"{when} {report.device}: {report.summary_line()}", flush=True)
+            print(f"adbvoice: {printable(message)}", file=sys.stderr)
+        print(printable(f"{when} {report.device}: {report.summary_line()}"), flush=True)
+        if settings["transcribe"]:
+            from adbvoice.commands.transcripts import transcribe_after_backup
+
+            transcribe_after_backup(settings, cancel, quiet=False, silent_if_busy=False)
 
     cancel = CancelToken()
     watcher = Watcher(config, interval_s=interval, on_event=with_prompts(printer, notices), on_result=on_result,
@@ -187,7 +192,8 @@ def config_show(verbose: VerboseOpt = False) -> None:
         if value is None:
             print(f"# {name}: not set  ({source})")
         else:
-            shown = json.dumps(value if isinstance(value, bool) else str(value), ensure_ascii=False)
+            plain = list(value) if isinstance(value, tuple) else value if isinstance(value, bool) else str(value)
+            shown = json.dumps(plain, ensure_ascii=False)
             print(f"{name} = {shown}  # {source}")
 
 

@@ -9,6 +9,7 @@ import typer
 
 from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call, fail
 from adbvoice.commands.progress import EventPrinter
+from adbvoice.display import printable
 
 if TYPE_CHECKING:
     from adbvoice.archive.verify import Changed
@@ -37,18 +38,19 @@ def verify(
     # The bar shows notes and bytes on a terminal; per-note lines are not wanted even with -v.
     printer = EventPrinter(quiet=as_json, verbose=False)
     try:
-        report = call(verbose, lambda: verify_archive(archive_path(archive), quick=quick, on_event=printer))
+        report = call(verbose, lambda: verify_archive(archive_path(archive), quick=quick, on_event=printer),
+                      as_json=as_json)
     finally:
         printer.close()
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
         for path in report.missing:
-            print(f"missing  {path}  (in the catalog, no file)")
+            print(printable(f"missing  {path}  (in the catalog, no file)"))
         for change in report.changed:
-            print(f"changed  {change.archive_path}  ({_why(change)})")
+            print(printable(f"changed  {change.archive_path}  ({_why(change)})"))
         for path in report.unknown:
-            print(f"unknown  {path}  (not in the catalog)")
+            print(printable(f"unknown  {path}  (not in the catalog)"))
         print(report.summary_line())
     if not report.ok:
         raise fail(ArchiveDamagedError(f"the archive does not match its catalog: {report.problem_counts()}"), verbose)

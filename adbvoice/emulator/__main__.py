@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "35 is USB-2-like, 6 Wi-Fi-like (default unlimited)")
     parser.add_argument("--no-shell", action="store_true",
                         help="no shell: shell/exec services answer with an error (sync still works)")
+    parser.add_argument("--tls", action="store_true",
+                        help="a Wireless-debugging port: TLS only, for keys the phone trusts "
+                        "(--auth keys: the --auth-key files and the keys in --state-dir)")
+    parser.add_argument("--announce", action="store_true",
+                        help="with --tls: announce the port by mDNS as _adb-tls-connect._tcp, named by the GUID")
     parser.add_argument("--serial", default="EMU0001", help="ro.serialno (default EMU0001)")
     parser.add_argument("--model", default="Pixel 7", help='ro.product.model (default "Pixel 7")')
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
@@ -136,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         phone = EmulatedPhone(args.phone_dir, host=args.host, port=args.port, serial=args.serial,
                               model=args.model, auth=auth, link=link,
-                              shell=False if args.no_shell else None, state_dir=args.state_dir)
+                              shell=False if args.no_shell else None, tls=args.tls,
+                              announce=args.announce, state_dir=args.state_dir)
         phone.start()
     except (FileNotFoundError, NotADirectoryError, SandboxError) as e:
         _fail(str(e))

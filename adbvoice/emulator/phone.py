@@ -18,11 +18,13 @@ from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
 from adbvoice.emulator.log import PacketLog
+from adbvoice.emulator.mdns import Announcement
 from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
 from adbvoice.emulator.standins import Standins
 from adbvoice.emulator.storage import PhoneStorage
+from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ FEATURES = (
     wire.FEATURE_SENDRECV_V2,
 )
 _STOP_TIMEOUT_S = 5.0
+# What adbd announces its TLS port as (adb's adb_mdns.h, ADB_SERVICE_TLS).
+CONNECT_SERVICE = "_adb-tls-connect._tcp"
 
 
 class EmulatedPhone:
@@ -42,6 +46,9 @@ class EmulatedPhone:
 
     `with EmulatedPhone(folder) as phone:` listens on `phone.address`; Google's adb
     (`adb connect`) and adb-shell talk to it as to a phone whose /sdcard is `folder`.
+    With `tls=True` the port is a Wireless-debugging one: TLS only, for trusted keys; with
+    `announce=True` too, it is announced by mDNS as adbd does (`_adb-tls-connect._tcp`,
+    named by the phone's GUID) while the phone listens.
     The fault state, the trusted keys and the packet log live as long as the object,
     across stop() and start() (which rebinds the same port: a phone that leaves and
     comes back).
@@ -64,6 +71,8 @@ class EmulatedPhone:
         faults: Faults = Faults(),
         link: LinkProfile = LinkProfile(),
         state_dir: Path | None = None,
+        tls: bool = False,
+        announce: bool = False,
     ) -> None:
         root = Path(root)
         if not root.exists():
@@ -91,6 +100,9 @@ class EmulatedPhone:
         self.state_dir = self._own_state_dir(state_dir)
         # /data/misc/adb/adb_keys: a key once allowed (or paired) stays trusted across restarts.
         self._gatekeeper = Gatekeeper(auth, self.state_dir / "data" / "misc" / "adb" / "adb_keys")
+        self.tls = tls
+        self.announce = announce
+        self._announcement: Announcement | None = None
         self._storage = PhoneStorage(root, self.state_dir / "data")
         self.standins = Standins(self.state_dir / "data" / "standins")  # am, content, the media scanner
         self._lock = threading.Lock()
@@ -181,10 +193,15 @@ class EmulatedPhone:
             target=self._accept_loop, args=(listener,), name="adbd-accept", daemon=True
         )
         self._accept_thread.start()
+        if self.tls and self.announce:
+            self._announcement = Announcement(CONNECT_SERVICE, self.guid, self._port, self.host)
         return self
 
     def stop(self) -> None:
         """Close the listener, every connection and every command; wait for the threads."""
+        if self._announcement is not None:
+            self._announcement.close()  # Wireless debugging off: the service says goodbye
+            self._announcement = None
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
@@ -253,9 +270,13 @@ class EmulatedPhone:
 
     @property
     def trusted_keys(self) -> set[str]:
-        """adb public keys accepted so far (listed keys that signed, keys allowed), kept in
-        the state folder's data/misc/adb/adb_keys."""
+        """adb public keys accepted so far (listed keys that signed, keys allowed, keys
+        paired: those are kept in the state folder's data/misc/adb/adb_keys)."""
         return self._gatekeeper.trusted_keys
+
+    def trust_key(self, key_text: str) -> None:
+        """Trust an adb public key (an adbkey.pub line) as pairing does, across restarts."""
+        self._gatekeeper.allow(key_text)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -285,6 +306,7 @@ class EmulatedPhone:
             faults=self._faults,
             gatekeeper=self._gatekeeper,
             link=self.link,
+            tls=device_context(self._gatekeeper.trusts_tls_key) if self.tls else None,
             sandbox=self._sandbox,
             next_stream_id=self._new_stream_id,
             violation=self._violation,

@@ -27,6 +27,7 @@ from adbvoice.emulator.shell import report_error, run_shell
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.stream import Stream
 from adbvoice.emulator.sync import SyncService
+from adbvoice.emulator.tls import TlsContext, TlsReader, TlsSession, TlsStartFailed
 from adbvoice.phone import wire
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,13 @@ _WRITER_EXIT_S = 5.0
 
 # A received message: command, arg0, arg1, data_check, payload.
 _Packet = tuple[int, int, int, int, bytes]
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """Bytes for the wire as they are, even once TLS is on (the TLS handshake's own)."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class PhoneParts:
     faults: FaultState
     gatekeeper: Gatekeeper
     link: LinkProfile
+    tls: TlsContext | None  # a Wireless-debugging port: TLS only, judged by the trusted keys
     sandbox: Sandbox | None
     next_stream_id: Callable[[], int]
     violation: Callable[[str], None]
@@ -72,8 +81,9 @@ class Connection:
         self._timers: list[threading.Timer] = []
         self._dead = False
         self._silent = False  # a stall or drop fault fired: nothing more goes out
+        self._tls: TlsSession | None = None  # once the handshake is done: everything is sealed
         name = f"adbd-conn{conn_id}"
-        self._out: DelayLine[bytes | None] = DelayLine(phone.link, self._write, name + "-out")
+        self._out: DelayLine[bytes | _Plain | None] = DelayLine(phone.link, self._write, name + "-out")
         self._in: DelayLine[_Packet] | None = (
             DelayLine(phone.link, self._dispatch, name + "-in") if phone.link.shaped else None
         )
@@ -100,12 +110,19 @@ class Connection:
         message = wire.pack_message(command, arg0, arg1, data, version=self.version)
         self._out.put(message, len(message))
 
-    def _write(self, item: bytes | None) -> None:
+    def _write(self, item: bytes | _Plain | None) -> None:
+        """The writer thread: the only one that writes to the socket, and so the only one
+        that seals messages once TLS is on (in the order they leave)."""
         if item is None:  # the drop fault's marker: everything before it is out
             self.close()
             return
         try:
-            self._sock.sendall(item)
+            if isinstance(item, _Plain):
+                self._sock.sendall(item.data)
+            elif self._tls is not None:
+                self._sock.sendall(self._tls.seal(item))
+            else:
+                self._sock.sendall(item)
         except OSError:
             self.close()
 
@@ -133,6 +150,13 @@ class Connection:
                     self._in.put(packet, wire.HEADER.size + length)
                 else:
                     self._dispatch(packet)
+                if command == wire.A_CNXN and self.phone.tls is not None and self._tls is None:
+                    # The CNXN brings our STLS; the host's answer is read here, before any
+                    # other header, since TLS bytes may come before it.
+                    tls_reader = self._start_tls(reader)
+                    if tls_reader is None:
+                        break
+                    reader = tls_reader
         except OSError:
             pass
         finally:
@@ -142,6 +166,29 @@ class Connection:
             self._out.join(_WRITER_EXIT_S)
             reader.close()
             self._sock.close()
+
+    def _start_tls(self, reader) -> TlsReader | None:  # noqa: ANN001 - the socket's BufferedReader
+        """The host's STLS and the handshake, in whichever order adb sends them, then CNXN
+        inside TLS (adbd_auth_tls_handshake). None when the host is refused or gave up: a
+        refused host gets TLS's alert before the connection closes."""
+        assert self.phone.tls is not None
+
+        def on_stls(stls: wire.Message) -> None:
+            self.phone.log.append(PacketRecord(time.monotonic(), self.id, "host", "STLS", stls.arg0, stls.arg1, 0))
+
+        session = TlsSession(self.phone.tls)
+        try:
+            shook = session.handshake(reader, lambda out: self._out.put(_Plain(out), len(out)), on_stls)
+        except TlsStartFailed as exc:
+            self._violation(str(exc))
+            return None
+        if not shook:
+            self._out.put(None, 0)  # close once the alert is out
+            self._out.join(_WRITER_EXIT_S)
+            return None
+        self._tls = session
+        self._go_online()
+        return TlsReader(reader, session)
 
     def close(self) -> None:
         """Drop the TCP connection and every stream on it (idempotent)."""
@@ -208,8 +255,10 @@ class Connection:
             return
         if command == wire.A_CNXN:
             self._on_connect(arg0, arg1)
+        elif command == wire.A_STLS and self._tls is not None:
+            return  # the host's answer to our STLS, sent by adb after the handshake, inside TLS
         elif command in (wire.A_SYNC, wire.A_STLS):
-            # SYNC was never valid on the wire; STLS answers an STLS we never send.
+            # SYNC was never valid on the wire; STLS answers an STLS we did not send.
             self._violation(f"unexpected {name}")
         elif not self._cnxn_seen:
             return  # protocol.md: messages before CONNECT are ignored
@@ -241,7 +290,12 @@ class Connection:
         self._cnxn_seen = True
         self.version = min(version, wire.A_VERSION)
         self.max_payload = min(maxdata, wire.MAX_PAYLOAD)
-        if self.phone.gatekeeper.required:
+        if self.phone.tls is not None:
+            if self._tls is None:
+                self.send(wire.A_STLS, wire.A_STLS_VERSION, 0)  # the reader thread takes it on
+            else:
+                self._go_online()
+        elif self.phone.gatekeeper.required:
             self._send_token()
         else:
             self._go_online()

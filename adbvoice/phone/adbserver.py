@@ -15,7 +15,7 @@ import select
 import socket
 from dataclasses import dataclass
 
-from adbvoice.phone.connection import ExactReads, LinkClosed, LinkTimeout, ServiceRefused, StreamEnded
+from adbvoice.phone.connection import Deadline, ExactReads, LinkClosed, LinkTimeout, ServiceRefused, StreamEnded
 
 DEFAULT_SERVER_PORT = 5037
 
@@ -93,8 +93,9 @@ def list_devices(port: int | None = None) -> list[ServerDevice] | None:
 class ServerStream(ExactReads):
     """One service on one phone, through the adb server: a plain socket after the switch."""
 
-    def __init__(self, port: int, serial: str, service: str, io_timeout: float) -> None:
+    def __init__(self, port: int, serial: str, service: str, io_timeout: float, deadline: Deadline) -> None:
         self.service = service
+        self._deadline = deadline
         self._sock = _connect(port, io_timeout)
         try:
             _request(self._sock, f"host:transport:{serial}")
@@ -122,9 +123,14 @@ class ServerStream(ExactReads):
         return bool(select.select([self._sock], [], [], 0)[0])
 
     def read(self, limit: int) -> bytes:
+        left = self._deadline.remaining()
+        wait = self._timeout if left is None else min(self._timeout, left)
+        if self._sock.gettimeout() != wait:
+            self._sock.settimeout(wait)
         try:
             return self._sock.recv(limit)
         except socket.timeout as exc:
+            self._deadline.remaining()  # DeadlinePassed when that is why
             raise LinkTimeout(f"no answer from the phone for {self._timeout:g} s") from exc
         except OSError as exc:
             raise LinkClosed(f"adb server connection lost: {exc}") from exc

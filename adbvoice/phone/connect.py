@@ -10,8 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adbvoice import errors
-from adbvoice.phone import adbserver, keys, usb
-from adbvoice.phone.connection import AdbLink, AuthRefused, AuthTimedOut, LinkClosed, Signer, TcpPipe
+from adbvoice.display import capped
+from adbvoice.phone import adbserver, keys, tls, usb
+from adbvoice.phone.connection import (
+    AdbLink,
+    AuthRefused,
+    AuthTimedOut,
+    Deadline,
+    LinkClosed,
+    PhoneMisbehaved,
+    Pipe,
+    Signer,
+    TcpPipe,
+    TlsRefused,
+)
 from adbvoice.phone.device import Phone, PhoneIdentity
 
 DEFAULT_TCP_PORT = 5555
@@ -75,7 +87,16 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
     if options.tcp:
         host, port = options.tcp
         pipe = _open_tcp(host, port, options.connect_timeout_s, options.io_timeout_s)
-        return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}")
+
+        def start_tls(raw: Pipe) -> Pipe:
+            """A Wireless-debugging port asked for TLS: it is noticed, not configured."""
+            assert isinstance(raw, TcpPipe)
+            try:
+                return tls.start_tls(raw, options.adb_key, options.io_timeout_s)
+            except (OSError, ValueError) as exc:
+                raise errors.AdbKeyError(f"cannot use the adb key {options.adb_key} for TLS: {exc}") from exc
+
+        return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}", start_tls)
     served = adbserver.list_devices()
     if served:
         return _through_server(served, options, on_prompt)
@@ -83,13 +104,26 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
 
 
 def _handshake(
-    pipe, options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None], serial: str, transport: str
-) -> Phone:  # noqa: ANN001
+    pipe: Pipe,
+    options: ConnectOptions,
+    signer: Signer,
+    on_prompt: Callable[[str], None],
+    serial: str,
+    transport: str,
+    start_tls: Callable[[Pipe], Pipe] | None = None,
+) -> Phone:
     link = AdbLink(pipe, options.io_timeout_s)
     try:
         banner = link.connect(
-            [signer], options.auth_timeout_s, lambda: on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s))
+            [signer], options.auth_timeout_s, lambda: on_prompt(PROMPT_TEXT.format(timeout=options.auth_timeout_s)),
+            start_tls,
         )
+    except TlsRefused as exc:
+        link.close()
+        raise errors.TlsNotTrustedError(
+            f"{serial} no longer trusts this computer ({exc}): pair again with `adbvoice pair` "
+            "(Settings > Developer options > Wireless debugging)"
+        ) from exc
     except AuthRefused as exc:
         link.close()
         raise errors.NotAuthorizedError(
@@ -102,12 +136,20 @@ def _handshake(
             f"nobody tapped Allow on the phone within {options.auth_timeout_s:g} s; unlock it and run again "
             "(--auth-timeout waits longer)"
         ) from exc
+    except errors.AdbKeyError:
+        link.close()
+        raise
+    except PhoneMisbehaved as exc:
+        link.close()
+        raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
     except LinkClosed as exc:
         link.close()
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
-    model = banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone"
+    model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
+    if link.in_tls:
+        transport = transport.replace("tcp ", "tls ", 1)
     identity = PhoneIdentity(serial, model, None, transport)
-    return Phone(link.open, banner.features, identity, link.close)
+    return Phone(link.open, banner.features, identity, link.close, link.deadline)
 
 
 def _through_server(
@@ -134,13 +176,15 @@ def _through_server(
         device = again[0]
     features = frozenset(adbserver.query(port, f"host-serial:{device.serial}:features").split(","))
 
+    deadline = Deadline()
+
     def opener(service: str, *, background: bool = False) -> adbserver.ServerStream:  # noqa: ARG001
         """The adb server acknowledges the phone's data itself: `background` changes nothing."""
-        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s)
+        return adbserver.ServerStream(port, device.serial, service, options.io_timeout_s, deadline)
 
-    model = device.props.get("model", "Android phone").replace("_", " ")
+    model = capped(device.props.get("model", "Android phone").replace("_", " "))
     identity = PhoneIdentity(device.serial, model, None, "adb server")
-    return Phone(opener, features, identity, lambda: None)
+    return Phone(opener, features, identity, lambda: None, deadline)
 
 
 def _over_usb(options: ConnectOptions, signer: Signer, on_prompt: Callable[[str], None]) -> Phone:

@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
+from adbvoice import errors
 from adbvoice.phone import wire
 from adbvoice.phone.wire import Message
 
@@ -39,8 +40,66 @@ class LinkTimeout(LinkClosed):
     """The phone sent nothing for longer than the I/O timeout."""
 
 
+class PhoneMisbehaved(LinkClosed):
+    """The phone sent what no real adbd sends; the link is dropped and the run ends with
+    `error`'s exit code instead of "lost the phone"."""
+
+    error: ClassVar[type[errors.AdbVoiceError]] = errors.PhoneSentTooMuchError
+
+
+class MessageTooLong(PhoneMisbehaved):
+    """A header claimed a payload longer than the link allows; none of it was read."""
+
+    error = errors.PhoneMessageTooLongError
+
+
+class SentTooMuch(PhoneMisbehaved):
+    """Output past its cap, or a WRTE sent before we acknowledged the last one."""
+
+    error = errors.PhoneSentTooMuchError
+
+
+class DeadlinePassed(PhoneMisbehaved):
+    """A request outlived its deadline: data trickling in does not extend it."""
+
+    error = errors.PhoneTooSlowError
+
+
+class Deadline:
+    """When the request under way must be over, whatever the phone sends meanwhile.
+
+    The I/O timeout alone restarts with every message, so a phone sending a byte every
+    few seconds could hold a run (and the archive's lock) forever; this cannot be moved
+    by anything the phone does. Shared by every stream of one phone."""
+
+    def __init__(self) -> None:
+        self._at: float | None = None
+        self._what = ""
+
+    def set(self, seconds: float, what: str) -> None:
+        self._at = time.monotonic() + seconds
+        self._what = f"{what} did not finish within {seconds:.0f} s"
+
+    def clear(self) -> None:
+        self._at = None
+
+    def remaining(self) -> float | None:
+        """Seconds left, None when no deadline is set; DeadlinePassed once it has passed."""
+        if self._at is None:
+            return None
+        left = self._at - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(self._what)
+        return left
+
+
 class AuthRefused(Exception):
     """The phone closed the connection after being offered our public key."""
+
+
+class TlsRefused(Exception):
+    """The phone ended TLS after the handshake, before its CNXN: it does not trust our key
+    (with TLS 1.3 the client's certificate is judged only after the handshake is done)."""
 
 
 class AuthTimedOut(Exception):
@@ -97,14 +156,32 @@ class TcpPipe:
         except OSError as exc:
             raise LinkClosed(f"send failed: {exc}") from exc
 
+    def recv_some(self, limit: int, timeout: float | None) -> bytes:
+        """What has arrived, at least one byte and at most `limit` (TLS reads records so)."""
+        if self._sock.gettimeout() != timeout:
+            self._sock.settimeout(timeout)
+        try:
+            data = self._sock.recv(limit)
+        except socket.timeout as exc:
+            raise LinkTimeout(f"no answer from the phone for {timeout:g} s") from exc
+        except OSError as exc:
+            raise LinkClosed(f"connection lost: {exc}") from exc
+        if not data:
+            raise LinkClosed("the phone closed the connection")
+        return data
+
     def recv_exact(self, size: int, timeout: float | None) -> bytes:
         buf = bytearray(size)
         view = memoryview(buf)
         got = 0
-        if self._sock.gettimeout() != timeout:  # settimeout costs a system call every time
-            self._sock.settimeout(timeout)
+        # The timeout bounds the whole read: a phone sending a byte at a time cannot stretch it.
+        ends = None if timeout is None else time.monotonic() + timeout
+        if timeout is None and self._sock.gettimeout() is not None:  # settimeout costs a system call
+            self._sock.settimeout(None)
         try:
             while got < size:
+                if ends is not None:
+                    self._sock.settimeout(max(ends - time.monotonic(), 0.001))
                 n = self._sock.recv_into(view[got:], size - got)
                 if n == 0:
                     raise LinkClosed("the phone closed the connection")
@@ -175,6 +252,7 @@ class AdbStream(ExactReads):
     background: bool = False  # see AdbLink.open
     _unread: int = 0
     _okay_owed: bool = False
+    last_heard: float = field(default_factory=time.monotonic)  # the phone's last message on this stream
 
     def write(self, data: bytes) -> None:
         """Queue bytes for the phone; they leave as the phone acknowledges earlier writes.
@@ -184,7 +262,7 @@ class AdbStream(ExactReads):
         waiting_since = time.monotonic()
         with link._lock:
             while len(self._outbox) >= link.WRITE_AHEAD and not self.peer_closed:
-                link._wait(waiting_since)
+                link._wait(waiting_since, self)
             if self.peer_closed:
                 raise StreamEnded(f"the phone closed the {self.service.split(':')[0]} stream")
             self._outbox += data
@@ -200,7 +278,7 @@ class AdbStream(ExactReads):
                     if self.refused:
                         raise ServiceRefused(f"the phone refused the service {self.service.split(':')[0]!r}")
                     return b""
-                link._wait(waiting_since)
+                link._wait(waiting_since, self)
             chunk = self._inbox[0]
             if len(chunk) <= limit:
                 self._inbox.popleft()
@@ -239,8 +317,12 @@ class AdbLink:
         self._version = wire.A_VERSION_MIN  # until the phone's CNXN says more
         # Guards the streams and every send (so messages never interleave on the pipe).
         self._lock = threading.Condition()
-        self._last_heard = 0.0
         self._ended: LinkClosed | None = None  # why the reader thread stopped
+        self.in_tls = False  # the phone asked for TLS (Wireless debugging) and got it
+        self.deadline = Deadline()
+        # What a message may carry: the protocol's own limit until the phone's CNXN, then
+        # the maxdata agreed (adb's check_header does the same on the phone's side).
+        self._payload_limit = wire.MAX_PAYLOAD
 
     # --- handshake -------------------------------------------------------------
 
@@ -249,27 +331,41 @@ class AdbLink:
         signers: Sequence[Signer],
         auth_timeout: float,
         on_prompt: Callable[[], None],
+        start_tls: Callable[[Pipe], Pipe] | None = None,
     ) -> DeviceBanner:
         """CNXN, then AUTH as adb does: try each key's signature, then offer our public key
-        and wait (bounded) for the user to tap Allow on the phone."""
+        and wait (bounded) for the user to tap Allow on the phone. A phone that answers
+        STLS instead (Wireless debugging) gets STLS back, then `start_tls` turns the pipe
+        into TLS, and its CNXN comes inside, with no AUTH."""
         banner = b"host::features=" + ",".join(HOST_FEATURES).encode() + b"\0"
         self._send(wire.A_CNXN, wire.A_VERSION, wire.MAX_PAYLOAD, banner)
         untried = list(signers)
         offered_key = False
+        # One deadline for the whole handshake (and a fresh one for the Allow wait): any
+        # number of messages the phone sends before its CNXN cannot extend it.
+        ends = time.monotonic() + self._io_timeout
         while True:
-            timeout = auth_timeout if offered_key else self._io_timeout
             try:
-                msg = self._recv(timeout)
+                msg = self._recv(max(ends - time.monotonic(), 0.001))
             except LinkTimeout as exc:
                 if offered_key:
                     raise AuthTimedOut(str(exc)) from exc
-                raise
+                raise LinkTimeout(f"no handshake within {self._io_timeout:g} s") from exc
             except LinkClosed as exc:
                 if offered_key:
                     raise AuthRefused(str(exc)) from exc
+                if self.in_tls:
+                    raise TlsRefused(str(exc)) from exc
                 raise
             if msg.command == wire.A_CNXN:
                 return self._accept_banner(msg)
+            if msg.command == wire.A_STLS and not self.in_tls:
+                if start_tls is None:
+                    raise LinkClosed("the phone asks for TLS, which this connection cannot do")
+                self._send(wire.A_STLS, wire.A_STLS_VERSION, 0)
+                self._pipe = start_tls(self._pipe)
+                self.in_tls = True
+                continue
             if msg.command != wire.A_AUTH or msg.arg0 != wire.AUTH_TOKEN:
                 continue  # anything before CNXN must be ignored (protocol.md)
             if untried:
@@ -280,6 +376,7 @@ class AdbLink:
                 on_prompt()
                 self._send(wire.A_AUTH, wire.AUTH_RSAPUBLICKEY, 0, public_bytes + b"\0")
                 offered_key = True
+                ends = time.monotonic() + auth_timeout
             else:
                 raise AuthRefused("the phone rejected every key")
 
@@ -287,9 +384,9 @@ class AdbLink:
         _kind, props = wire.parse_banner(msg.data)
         features = frozenset(f for f in props.pop("features", "").split(",") if f)
         self.maxdata = min(msg.arg1, wire.MAX_PAYLOAD)
+        self._payload_limit = max(self.maxdata, wire.MAX_PAYLOAD_V1)
         self._version = min(msg.arg0, wire.A_VERSION)
         self.banner = DeviceBanner(msg.arg0, self.maxdata, props, features)
-        self._last_heard = time.monotonic()
         threading.Thread(target=self._read_all, name="adbvoice-link", daemon=True).start()
         return self.banner
 
@@ -312,15 +409,18 @@ class AdbLink:
 
     # The methods below run with self._lock held.
 
-    def _wait(self, since: float) -> None:
+    def _wait(self, since: float, stream: AdbStream) -> None:
         """Wait for the reader thread to take a message; LinkTimeout when the phone has
-        sent nothing for the I/O timeout (counted from `since` at the earliest)."""
+        sent nothing on `stream` for the I/O timeout (counted from `since` at the
+        earliest): messages on other or unknown streams do not count, so they cannot keep
+        a stalled request alive. DeadlinePassed once the request's deadline has."""
         if self._ended is not None:
-            raise LinkClosed(str(self._ended))
-        left = max(self._last_heard, since) + self._io_timeout - time.monotonic()
+            raise type(self._ended)(str(self._ended))
+        left = max(stream.last_heard, since) + self._io_timeout - time.monotonic()
         if left <= 0:
             raise LinkTimeout(f"no answer from the phone for {self._io_timeout:g} s")
-        self._lock.wait(left)
+        deadline_left = self.deadline.remaining()
+        self._lock.wait(left if deadline_left is None else min(left, deadline_left))
 
     def _flush(self, stream: AdbStream) -> None:
         if stream.can_write and stream._outbox and not stream.peer_closed:
@@ -349,7 +449,6 @@ class AdbLink:
             while True:
                 msg = self._recv(None)
                 with self._lock:
-                    self._last_heard = time.monotonic()
                     self._take(msg)
                     self._lock.notify_all()
         except LinkClosed as exc:
@@ -367,11 +466,16 @@ class AdbLink:
         stream = self._streams.get(msg.arg1)
         if stream is None:
             return  # for a stream we already closed: ignore, as protocol.md says
+        stream.last_heard = time.monotonic()
         if msg.command == wire.A_OKAY:
             stream.remote_id = msg.arg0
             stream.can_write = True
             self._flush(stream)
         elif msg.command == wire.A_WRTE:
+            if stream._okay_owed:
+                # One WRTE per stream until our OKAY (protocol.md): a phone that sends on
+                # regardless would grow the inbox without bound.
+                raise SentTooMuch(f"the phone ignored flow control on its {stream.service.split(':')[0]} stream")
             if msg.data:
                 stream._inbox.append(memoryview(msg.data))
                 stream._unread += len(msg.data)
@@ -393,6 +497,11 @@ class AdbLink:
             command, arg0, arg1, length, _check = wire.unpack_header(header)
         except wire.WireError as exc:
             raise LinkClosed(str(exc)) from exc
+        if length > self._payload_limit:
+            raise MessageTooLong(
+                f"the phone announced a {wire.COMMAND_NAMES[command]} of {length:,} bytes, "
+                f"more than the {self._payload_limit:,} the link allows"
+            )
         data = self._pipe.recv_exact(length, timeout) if length else b""
         return Message(command, arg0, arg1, data)
 

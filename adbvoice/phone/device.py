@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from adbvoice.display import capped
 from adbvoice.phone import scripts, wire
-from adbvoice.phone.connection import ServiceRefused
+from adbvoice.phone.connection import Deadline, ServiceRefused
 from adbvoice.phone.shell import CommandResult, RunningCommand, ShellClient
 from adbvoice.phone.sync import PullSink, PushItem, PushSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
 
@@ -46,9 +47,11 @@ class Phone:
         features: frozenset[str],
         fallback_identity: PhoneIdentity,
         closer: Callable[[], None],
+        deadline: Deadline,
     ) -> None:
         self._opener = opener
         self._closer = closer
+        self.deadline = deadline  # what the request under way must finish by (set by the flow)
         self.features = features
         self._fallback_identity = fallback_identity
         self.shell = ShellClient(opener, shell_v2=wire.FEATURE_SHELL_V2 in features)
@@ -72,10 +75,12 @@ class Phone:
                 identity = self._identity(props)
                 if known.get(identity.serial) == fingerprint:
                     return Survey(identity, root_stats, [], "shell", (), fingerprint, unchanged=True)
-                result = self.shell.run(scripts.listing_script(roots))
+                result = self.shell.run(scripts.listing_script(roots), limit=scripts.LISTING_MAX)
                 listing = result.stdout
             else:
-                result = self.shell.run(scripts.identity_script() + "; " + scripts.listing_script(roots))
+                result = self.shell.run(
+                    scripts.identity_script() + "; " + scripts.listing_script(roots), limit=scripts.LISTING_MAX
+                )
                 props, listing = scripts.split_identity(result.stdout)
                 identity = self._identity(props)
             root_stats, entries = scripts.parse_listing(listing, roots)
@@ -87,10 +92,11 @@ class Phone:
 
     def _identity(self, props: dict[str, str]) -> PhoneIdentity:
         fallback = self._fallback_identity
-        return PhoneIdentity(
-            serial=props.get("ro.serialno") or fallback.serial,
-            model=props.get("ro.product.model") or fallback.model,
-            android=props.get("ro.build.version.release") or fallback.android,
+        android = props.get("ro.build.version.release") or fallback.android
+        return PhoneIdentity(  # what the phone says of itself is kept in the catalog: capped
+            serial=capped(props.get("ro.serialno") or fallback.serial),
+            model=capped(props.get("ro.product.model") or fallback.model),
+            android=capped(android) if android else None,
             transport=fallback.transport,
         )
 
@@ -100,7 +106,8 @@ class Phone:
         if not paths or not self.shell.shell_v2:
             return None
         try:
-            command = self.shell.start(scripts.HASH_COMMAND, stdin=scripts.hash_stdin(paths), background=True)
+            command = self.shell.start(scripts.HASH_COMMAND, stdin=scripts.hash_stdin(paths), background=True,
+                                       limit=scripts.hash_output_max(paths, scripts.SHA1_HEX))
         except ServiceRefused:
             return None
         return scripts.PhoneHashes(command, paths)
@@ -118,13 +125,15 @@ class Phone:
 
     def hash_files(self, paths: Sequence[bytes], tool: str) -> scripts.PhoneHashes:
         """The phone's own `tool` digest of each file, on a stream of its own."""
-        command = self.shell.start(scripts.hash_command(tool), stdin=scripts.hash_stdin(paths))
+        command = self.shell.start(scripts.hash_command(tool), stdin=scripts.hash_stdin(paths),
+                                   limit=scripts.hash_output_max(paths, scripts.PRUNE_HASHES[tool]))
         return scripts.PhoneHashes(command, paths, scripts.PRUNE_HASHES[tool])
 
     def start_deleting(self, pairs: Sequence[tuple[bytes, str]], tool: str) -> RunningCommand:
         """Run the delete script (scripts.DELETE_SCRIPT) over (path, digest) pairs; its
         output (scripts.delete_outcomes) says what became of each, in order."""
-        return self.shell.start(scripts.delete_script(tool), stdin=scripts.delete_stdin(pairs))
+        return self.shell.start(scripts.delete_script(tool), stdin=scripts.delete_stdin(pairs),
+                                limit=scripts.delete_output_max(pairs))
 
     def find_name(
         self, roots: Sequence[str], name: str, timeout_s: int, skip: Sequence[str] = ()

@@ -14,10 +14,15 @@ import stat as statmod
 import urllib.parse
 from collections.abc import Sequence
 
-from adbvoice.phone.shell import RunningCommand
+from adbvoice.phone.shell import OUTPUT_MAX, RunningCommand
 from adbvoice.phone.sync import RemoteEntry, RemoteStat
 
 END_MARK = b"E"
+LISTING_MAX = 128 << 20
+"""The most a listing may print. A WhatsApp note's record is about 75 bytes (`-rw-rw----
+31235 1714567890.123456789 202418/PTT-20240501-WA0001.opus`), so a million notes print
+about 75 MB: 128 MiB leaves room for long names, and bounds what a phone can make us hold
+(twice, while it is parsed)."""
 _MODE_TYPES = {ord("-"): statmod.S_IFREG, ord("l"): statmod.S_IFLNK, ord("d"): statmod.S_IFDIR}
 
 
@@ -145,6 +150,16 @@ SHA256_HEX = 64
 
 def hash_stdin(paths: Sequence[bytes]) -> bytes:
     return b"\0".join(paths)
+
+
+def hash_output_max(paths: Sequence[bytes], digest_hex: int) -> int:
+    """What hashing `paths` may print: a line `<hex>  <path>` each, and a little more."""
+    return sum(digest_hex + 3 + len(p) for p in paths) + OUTPUT_MAX
+
+
+def delete_output_max(pairs: Sequence[tuple[bytes, str]]) -> int:
+    """What the delete script may print: a two-byte record per note, and a little more."""
+    return 2 * len(pairs) + OUTPUT_MAX
 
 
 class PhoneHashes:

@@ -10,11 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adbvoice.phone import wire
-from adbvoice.phone.connection import LinkClosed, ServiceRefused, StreamEnded
+from adbvoice.phone.connection import LinkClosed, SentTooMuch, ServiceRefused, StreamEnded
 from adbvoice.phone.sync import ByteStream, StreamOpener
 
 # Keep stdin packets well under any peer's buffer (adbd's is MAX_PAYLOAD).
 STDIN_PACKET = 64 * 1024
+# adbd's shell packets fill at most its buffer of one max payload (shell_protocol.h).
+PACKET_MAX = wire.MAX_PAYLOAD
+# What a command may print unless it says otherwise: every answer we ask for is small but
+# the listing (scripts.LISTING_MAX) and the hashes (sized by the files asked for).
+OUTPUT_MAX = 1 << 20
+# stderr is only ever shown: past this much, the rest is dropped, not an error.
+STDERR_KEPT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,9 +35,10 @@ class RunningCommand:
     """A command started on the phone; its output is read on demand, so it can run while
     other streams of the same connection carry files."""
 
-    def __init__(self, stream: ByteStream, shell_v2: bool) -> None:
+    def __init__(self, stream: ByteStream, shell_v2: bool, limit: int = OUTPUT_MAX) -> None:
         self._stream = stream
         self._v2 = shell_v2
+        self._limit = limit
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.exit_code: int | None = None
@@ -43,7 +51,7 @@ class RunningCommand:
         if not self._v2:
             part = self._stream.read(1 << 20)
             if part:
-                self.stdout += part
+                self._take_stdout(part)
                 return True
             return self._end()
         try:
@@ -51,15 +59,23 @@ class RunningCommand:
         except StreamEnded:
             return self._end()
         ident, length = wire.SHELL_HEADER.unpack(header)
+        if length > PACKET_MAX:
+            raise SentTooMuch(f"the phone's shell announced a {length:,}-byte packet (at most {PACKET_MAX:,})")
         data = self._stream.read_exact(length) if length else b""
         if ident == wire.SHELL_STDOUT:
-            self.stdout += data
+            self._take_stdout(data)
         elif ident == wire.SHELL_STDERR:
-            self.stderr += data
+            self.stderr += data[: max(STDERR_KEPT - len(self.stderr), 0)]
         elif ident == wire.SHELL_EXIT:
             self.exit_code = data[0] if data else None
             return self._end()
         return True
+
+    def _take_stdout(self, data: bytes) -> None:
+        if len(self.stdout) + len(data) > self._limit:
+            self.close()
+            raise SentTooMuch(f"the phone's shell printed more than {self._limit:,} bytes for one command")
+        self.stdout += data
 
     def read_arrived(self) -> None:
         """Take in the output that has already arrived, without waiting for more (after a
@@ -92,12 +108,19 @@ class ShellClient:
         self.shell_v2 = shell_v2
 
     def start(
-        self, command: str, stdin: bytes | None = None, *, raw: bool = False, background: bool = False
+        self,
+        command: str,
+        stdin: bytes | None = None,
+        *,
+        raw: bool = False,
+        background: bool = False,
+        limit: int = OUTPUT_MAX,
     ) -> RunningCommand:
         """Start `command`; with shell_v2, `stdin` is sent and then closed. `raw` asks for
         `exec:` even where shell_v2 exists: stdout and stderr mixed, no exit code, but also
         no exit packet after the output (one round trip less). `background`: its output is
-        read now and then, not awaited (see AdbLink.open)."""
+        read now and then, not awaited (see AdbLink.open). More than `limit` bytes of
+        stdout is SentTooMuch: the phone is not running what we asked."""
         v2 = self.shell_v2 and not raw
         if stdin is not None and not v2:
             raise ValueError("stdin needs the shell_v2 feature")
@@ -113,7 +136,9 @@ class ShellClient:
                 stream.write(bytes(packets))
             except StreamEnded:
                 pass  # the command ended before it read its stdin (say, no shell to run it): its output tells
-        return RunningCommand(stream, v2)
+        return RunningCommand(stream, v2, limit)
 
-    def run(self, command: str, stdin: bytes | None = None, *, raw: bool = False) -> CommandResult:
-        return self.start(command, stdin, raw=raw).wait()
+    def run(
+        self, command: str, stdin: bytes | None = None, *, raw: bool = False, limit: int = OUTPUT_MAX
+    ) -> CommandResult:
+        return self.start(command, stdin, raw=raw, limit=limit).wait()

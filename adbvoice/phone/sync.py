@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adbvoice.phone import wire
-from adbvoice.phone.connection import LinkClosed, StreamEnded
+from adbvoice.phone.connection import LinkClosed, SentTooMuch, StreamEnded
+
+# What a phone's answers may hold (see README, "Everything the phone sends is bounded"):
+# a name in a LIST is at most a path (adbd refuses longer paths itself; a FAT or exFAT
+# card's 255 UTF-16 units take up to 765 bytes of UTF-8); a FAIL's text is adbd's
+# strerror() and a path; a walk finds at most two million names (a million notes, their
+# folders, and as many files that are not notes).
+NAME_MAX_BYTES = wire.SYNC_PATH_MAX
+FAIL_TEXT_MAX = 4096
+WALK_ENTRIES_MAX = 2_000_000
 
 
 class ByteStream(Protocol):
@@ -43,6 +52,12 @@ class StreamOpener(Protocol):
 
 class SyncError(Exception):
     """The phone answered a sync request with FAIL."""
+
+
+class FileAbandoned(Exception):
+    """Raised by a PullSink that wants no more of the file in flight (more bytes than the
+    phone listed arrived): the stream is dropped, and the pull goes on with the next file
+    on a fresh one."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +168,13 @@ class SyncClient:
                 error, mode, size, mtime, namelen = fields[1], fields[4], fields[8], fields[10], fields[12]
             else:
                 error, (mode, size, mtime, namelen) = 0, fields[1:]
+            if namelen > NAME_MAX_BYTES:
+                raise SentTooMuch(f"the phone listed a name of {namelen:,} bytes (at most {NAME_MAX_BYTES:,})")
             name = stream.read_exact(namelen)
             if not error and name not in (b".", b".."):
                 entries.append((name, RemoteStat(mode, size, mtime)))
+                if len(entries) > WALK_ENTRIES_MAX:
+                    raise SentTooMuch(f"the phone listed more than {WALK_ENTRIES_MAX:,} names in one folder")
 
     # --- operations ----------------------------------------------------------------
 
@@ -192,6 +211,8 @@ class SyncClient:
                 next_level: list[bytes] = []
                 for folder in level:
                     next_level += _sort_entries(folder, self._read_listing(stream), found)
+                if len(found) + len(next_level) > WALK_ENTRIES_MAX:
+                    raise SentTooMuch(f"the phone listed more than {WALK_ENTRIES_MAX:,} names")
                 level = next_level
             return root_stats, found
         finally:
@@ -214,7 +235,10 @@ class SyncClient:
             )
             for index in range(start, len(paths)):
                 sink.begin(index)
-                failure = _receive_file(stream, sink)
+                try:
+                    failure = _receive_file(stream, sink)
+                except FileAbandoned:
+                    return index + 1  # the stream is dropped below: reopen for the rest
                 if failure is not None:
                     sink.fail(failure)
                     return index + 1  # the service has ended: reopen for the rest
@@ -347,6 +371,8 @@ def _read_struct(stream: ByteStream, layout: struct.Struct, wanted: tuple[bytes,
 
 
 def _fail_text(stream: ByteStream, length: int) -> str:
+    if length > FAIL_TEXT_MAX:
+        raise SentTooMuch(f"the phone sent a {length:,}-byte FAIL text (at most {FAIL_TEXT_MAX:,})")
     return stream.read_exact(length).decode("utf-8", "replace")
 
 

@@ -40,6 +40,9 @@ A_VERSION = 0x01000001
 MAX_PAYLOAD_V1 = 4 * 1024
 MAX_PAYLOAD = 1024 * 1024
 
+# STLS (Wireless debugging): both sides send it, then TLS 1.3 starts on the same socket.
+A_STLS_VERSION = 0x01000000
+
 AUTH_TOKEN = 1
 AUTH_SIGNATURE = 2
 AUTH_RSAPUBLICKEY = 3

@@ -29,7 +29,7 @@ from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
 from adbvoice.phone import connect, scripts
 from adbvoice.phone.connect import ConnectOptions
-from adbvoice.phone.connection import LinkClosed
+from adbvoice.phone.connection import LinkClosed, PhoneMisbehaved
 from adbvoice.phone.device import Phone
 from adbvoice.prune import plan
 from adbvoice.prune.plan import Decision
@@ -37,7 +37,7 @@ from adbvoice.prune.report import PruneReport
 from adbvoice.whatsapp import AUDIO_SOURCES, VOICE_SOURCES
 
 ALL_SOURCES = VOICE_SOURCES + AUDIO_SOURCES
-DEFAULT_FAMILIES = ("personal", "business", "legacy")
+DEFAULT_SOURCES = frozenset(s.kind for s in VOICE_SOURCES)  # not WhatsApp Audio unless named
 """What `prune` frees without `--source`: voice notes. `WhatsApp Audio` holds forwarded
 music and recordings the user may not have backed up on purpose, so it goes only when asked."""
 
@@ -65,7 +65,7 @@ class PruneConfig:
     archive: Path
     connect: ConnectOptions
     days: int = plan.DEFAULT_AGE_DAYS
-    families: tuple[str, ...] = DEFAULT_FAMILIES
+    sources: frozenset[str] = DEFAULT_SOURCES  # the catalog's source words (whatsapp.kinds_named)
     dry_run: bool = False
     today: date | None = None  # the day ages count from; today when None
 
@@ -87,6 +87,8 @@ def prune(
             phone = connect.connect(config.connect, lambda text: on_event(Event("prompt", text)))
             try:
                 return _prune(config, archive, catalog, phone, on_event, confirm, cancel)
+            except PhoneMisbehaved as exc:
+                raise exc.error(f"stopped: {exc}, which no real phone does; every note deleted so far is recorded") from exc
             except LinkClosed as exc:
                 raise errors.ConnectionLostError(
                     f"lost the phone during the prune ({exc}); every note deleted so far is recorded, "
@@ -120,7 +122,7 @@ def _prune(
     if not config.dry_run:
         _settle_interrupted(phone, catalog, serial)
     _refuse_archive_on_phone(phone, archive, report.device)
-    chosen = [s for s in ALL_SOURCES if s.family in config.families]
+    chosen = [s for s in ALL_SOURCES if s.kind in config.sources]
     notes = {note.id: note for note in catalog.notes()}
     cutoff = plan.cutoff_for(config.days, config.today or date.today())
     decisions = plan.plan(survey.entries, ALL_SOURCES, chosen, catalog.sightings_on(serial), notes, cutoff, config.days)
@@ -149,7 +151,7 @@ def _refuse_archive_on_phone(phone: Phone, archive: Archive, label: str) -> None
     phone sees it, the archive is the phone's storage (however it is mounted here)."""
     name = f"adbvoice-prune-probe-{secrets.token_hex(16)}"
     probe = archive.private / name
-    probe.touch(mode=0o600)
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
     try:
         found = phone.find_name(PROBE_ROOTS, name, PROBE_TIMEOUT_S, skip=PROBE_SKIP)
     finally:

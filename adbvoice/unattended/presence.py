@@ -20,6 +20,7 @@ from adbvoice.backup.run import backup
 from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
 from adbvoice.phone import adbserver, connect, usb
+from adbvoice.unattended import wifi
 from adbvoice.unattended.runlog import RunLog, logged, since
 
 # adb server states (adb's transport.cpp, connection_state_name) of a phone one can back up,
@@ -77,14 +78,29 @@ def backup_once(
     *,
     log: RunLog | None,
     if_present: bool,
+    wifi_choice: wifi.WifiChoice | None = None,
 ) -> RunReport | None:
     """One logged backup; with `if_present`, None (and a log line) when no phone is there,
-    before the archive is touched."""
+    before the archive is touched. With `wifi_choice`, the remembered phone wherever mDNS
+    finds it now (else at its last known address), remembered there afterwards."""
     target = target_of(config.connect)
     started = time.monotonic()
-    if if_present and not phone_present(config.connect):
+    found = None
+    if wifi_choice is not None:
+        phone, found = wifi.locate(wifi_choice, config.connect.connect_timeout_s)
+        target = f"wifi {phone.name}"
+        if found is None and not if_present:
+            raise wifi.not_on_network(phone)
+        if found is not None:
+            config = wifi.config_for(config, found)
+            if not found.by_mdns:
+                on_event(Event("info", wifi.fallback_notice(found)))
+    if if_present and (found is None if wifi_choice is not None else not phone_present(config.connect)):
         if log:
             log.write(outcome="absent", exit=errors.EXIT_OK, device=target, duration=since(started),
                       archive=str(config.archive))
         return None
-    return logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
+    report = logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
+    if found is not None:
+        wifi.seen(wifi_choice, found, report)
+    return report

@@ -24,6 +24,7 @@ import platformdirs
 
 from adbvoice import errors
 from adbvoice.backup.report import RunReport
+from adbvoice.display import printable
 
 MAX_BYTES = 1_000_000
 
@@ -90,15 +91,15 @@ def logged(log: RunLog | None, work: Callable[[], RunReport], *, archive: Path, 
     if log:
         log.write(outcome=report.outcome, exit=report.exit_code, device=report.device or target,
                   new=len(report.new_notes), bytes=report.bytes_copied, already=report.already + report.duplicates,
-                  warnings=len(report.warnings), errors=len(report.errors), duration=since(started),
-                  archive=str(archive))
+                  warnings=len(report.warnings), **({"told_before": len(report.known_warnings)} if report.known_warnings else {}),
+                  errors=len(report.errors), duration=since(started), archive=str(archive))
     return report
 
 
 def _word(value: object) -> str:
     """A value as one word: plain when it is one already, else a JSON string."""
     text = str(value)
-    return text if re.fullmatch(r"[\w.:/+-]+", text) else json.dumps(text, ensure_ascii=False)
+    return text if re.fullmatch(r"[\w.:/+-]+", text) else json.dumps(printable(text), ensure_ascii=False)
 
 
 def _outcome(exc: Exception) -> str:

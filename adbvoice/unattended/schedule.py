@@ -65,6 +65,8 @@ def parse_every(text: str) -> Every:
 def backup_command(settings: Settings, log_file: Path) -> list[str]:
     """The scheduled backup's argv: absolute interpreter, archive and log; no environment needed."""
     argv = _command(settings, "backup", log_file, ["--if-present", "--quiet"])
+    if settings["transcribe"]:  # `watch` reads it from the settings: only backup takes the flag
+        argv.append("--transcribe")
     return argv + ["--notify"] if settings["notify"] and not settings["notify_always"] else argv
 
 
@@ -187,8 +189,10 @@ def systemd_units(archive: Path, every: Every, argv: list[str]) -> dict[str, str
     service = (
         f"{UNIT_MARKER}\n[Unit]\nDescription={what}\n\n"
         f"[Service]\nType=oneshot\nExecStart={' '.join(_systemd_word(a) for a in argv)}\n"
-        "# 22: another adbvoice run held the archive, so this one stepped aside as designed.\n"
-        "SuccessExitStatus=22\n"
+        "# 3: completed with warnings, every new note archived; the warnings are in the journal,\n"
+        "# and each is told once. 22: another adbvoice run held the archive, so this one\n"
+        "# stepped aside as designed.\n"
+        "SuccessExitStatus=3 22\n"
     )
     timer = (
         f"{UNIT_MARKER}\n[Unit]\nDescription={what}, every {every.text}\n\n"

@@ -23,6 +23,9 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, Layout
 from adbvoice.backup.config import BackupConfig
 from adbvoice.phone.connect import ConnectOptions, parse_tcp_address
+from adbvoice.speech.engine import DEFAULT_MODEL
+from adbvoice.unattended.phones import default_state_dir
+from adbvoice.unattended.wifi import WifiChoice
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +40,7 @@ FROM_DEFAULT = "default"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
-Kind = Literal["path", "text", "flag"]
+Kind = Literal["path", "text", "flag", "list"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,12 @@ SETTINGS = {
         Setting("log_file", "path", None),
         Setting("notify", "flag", False),
         Setting("notify_always", "flag", False),  # notify also when nothing was new
+        Setting("wifi", "flag", False),
+        Setting("phone", "text", None),
+        Setting("transcribe", "flag", False),
+        Setting("model", "text", DEFAULT_MODEL),
+        Setting("language", "text", None),
+        Setting("languages", "list", ()),  # in the file a list of strings; ADBVOICE_LANGUAGES=en,es
     )
 }
 
@@ -137,6 +146,8 @@ def _absolute(setting: Setting, value: object, base: Path) -> object:
 
 
 def _from_text(setting: Setting, text: str, where: str) -> object:
+    if setting.kind == "list":
+        return tuple(word.strip() for word in text.split(",") if word.strip())
     if setting.kind != "flag":
         return text
     if text.lower() in _TRUE:
@@ -168,6 +179,11 @@ def read_config(path: Path) -> dict[str, tuple[object, int]]:
             close = difflib.get_close_matches(key.replace("-", "_"), SETTINGS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f"; known keys: {', '.join(SETTINGS)}"
             raise errors.ConfigError(f"{where}: {key}: unknown key{hint}")
+        if setting.kind == "list":
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise errors.ConfigError(f"{where}: {key}: must be a list of quoted strings, such as [\"en\", \"es\"], not {value!r}")
+            found[key] = (tuple(value), line)
+            continue
         wanted = bool if setting.kind == "flag" else str
         if not isinstance(value, wanted):
             kind = "true or false" if wanted is bool else "a quoted string"
@@ -209,6 +225,18 @@ def backup_config(
         layout=Layout.parse(settings["layout"]),
         dry_run=dry_run,
     )
+
+
+def wifi_choice(settings: Settings) -> WifiChoice | None:
+    """`--wifi` (or `--phone NAME`): a remembered phone found by mDNS, instead of --tcp/USB."""
+    if not (settings["wifi"] or settings["phone"]):
+        return None
+    if settings["tcp"]:
+        raise errors.UsageError(
+            f"--tcp ({settings.source('tcp')}) and --wifi ({settings.source('wifi' if settings['wifi'] else 'phone')}) "
+            "both say where the phone is: keep one"
+        )
+    return WifiChoice(default_state_dir(), settings["phone"])
 
 
 def connect_options(settings: Settings, *, auth_timeout_s: float = 60.0, io_timeout_s: float = 30.0) -> ConnectOptions:

@@ -11,12 +11,12 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from adbvoice import errors
-from adbvoice.archive.catalog import NoteRow, SightingRow, reading
+from adbvoice.archive.catalog import NoteRow, SightingRow, TranscriptRow, reading
 from adbvoice.archive.folder import Archive
 from adbvoice.archive.layout import PRIVATE_DIR
 from adbvoice.archive.metadata import AudioInfo, read_audio_info, read_tags
 from adbvoice.display import text_path
-from adbvoice.views.listing import minutes_seconds, note_json
+from adbvoice.views.listing import minutes_seconds, note_json, transcript_json
 from adbvoice.whatsapp import is_audio_name
 
 
@@ -28,16 +28,20 @@ class NoteInfo:
     now: AudioInfo
     tags: dict[str, list[str]]
     file_size: int | None  # None: the file is missing
+    transcripts: list[TranscriptRow]  # newest first, one per model
 
     def to_json(self) -> dict:
         return {
             "archive": str(self.archive),
-            "catalog": note_json(self.note),
+            # as `ls --json` shows the note: its newest transcript included
+            "catalog": {**note_json(self.note), "transcript": transcript_json(
+                next((t for t in self.transcripts if t.error is None), None))},
             "sightings": [
                 {**asdict(s), "phone_path": text_path(s.phone_path), "phone_path_hex": _hex_unless_utf8(s.phone_path)}
                 for s in self.sightings
             ],
             "now": {**asdict(self.now), "tags": self.tags, "file_size": self.file_size},
+            "transcripts": [transcript_json(t) for t in self.transcripts],
         }
 
 
@@ -49,12 +53,13 @@ def note_info(reference: str, archive: Path | None, *, default_archive: Path) ->
         if note is None:
             raise _unknown(reference, opened, relpath)
         sightings = catalog.sightings_of(note.id)
+        transcripts = catalog.transcripts_of(note.sha256)
     path = opened.path_of(PurePosixPath(note.archive_path))
     try:
         size: int | None = path.stat().st_size
     except OSError:
         size = None
-    return NoteInfo(opened.root, note, sightings, read_audio_info(path), read_tags(path), size)
+    return NoteInfo(opened.root, note, sightings, read_audio_info(path), read_tags(path), size, transcripts)
 
 
 def _locate(reference: str, archive: Path | None, default_archive: Path) -> tuple[Path, PurePosixPath, int | None]:
@@ -108,6 +113,8 @@ def info_lines(info: NoteInfo) -> list[str]:
         elif name == "duration_s" and value is not None:
             shown += f"  ({minutes_seconds(value)})"
         lines.append(f"  {name:<15} {shown}".rstrip())
+    newest = next((t for t in info.transcripts if t.error is None), None)
+    lines.append(f"  {'transcript':<15} {newest.text if newest else ''}".rstrip())
     lines.append("seen on the phone at:" if info.sightings else "seen on the phone at: (nowhere recorded)")
     for seen in info.sightings:
         lines.append(
@@ -122,4 +129,28 @@ def info_lines(info: NoteInfo) -> list[str]:
     for key, values in info.tags.items():
         for value in values:
             lines.append(f"  tag {key} = {value}")
+    if not info.transcripts:
+        lines.append("transcript: none yet (`adbvoice transcribe` makes one)")
+    for said in info.transcripts:
+        lines += transcript_lines(said)
     return lines
+
+
+def transcript_lines(said: TranscriptRow) -> list[str]:
+    """One model's transcript, a line per sentence with where it starts and ends."""
+    if said.error:
+        return [f"transcript by {said.model}: none, {said.error}"]
+    lines = [f"transcript ({_language_words(said)}; {said.model}, {said.transcribed_at}):"]
+    for start, end, text in said.segments:
+        lines.append(f"  [{minutes_seconds(start)} → {minutes_seconds(end)}] {text}")
+    return lines
+
+
+def _language_words(said: TranscriptRow) -> str:
+    probability = f"{said.language_probability:.0%}" if said.language_probability is not None else "?"
+    return {
+        "only": f"{said.language}, English-only model",
+        "forced": f"{said.language}, as asked",
+        "detected": f"{said.language}, detected with {probability}",
+        "fallback": f"{said.language}, the first of your languages: detection was unsure ({probability})",
+    }.get(said.language_how or "", said.language or "?")

@@ -21,12 +21,13 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from adbvoice import __version__, errors
-from adbvoice.archive.catalog import NoteRow
+from adbvoice.archive.catalog import NoteRow, TranscriptRow
 from adbvoice.archive.folder import FILE_MODE
+from adbvoice.archive.layout import PAGE_NAME
 from adbvoice.display import human_bytes, human_duration
-from adbvoice.views.listing import catalog_notes, clock_time, source_family
+from adbvoice.views.listing import catalog_notes, clock_time, latest_transcripts
 
-DEFAULT_PAGE = "voice-notes.html"
+DEFAULT_PAGE = PAGE_NAME
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def export_html(root: Path, output: Path | None) -> Exported:
     if target.is_dir():
         target = target / DEFAULT_PAGE
     to_archive = PurePosixPath(Path(os.path.relpath(archive.root, target.parent)).as_posix())
-    page = render_page(notes, to_archive, title=archive.root.name)
+    page = render_page(notes, to_archive, title=archive.root.name, said=latest_transcripts(archive.root))
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
@@ -56,9 +57,12 @@ def export_html(root: Path, output: Path | None) -> Exported:
     return Exported(target, len(notes))
 
 
-def render_page(notes: list[NoteRow], to_archive: PurePosixPath, *, title: str) -> str:
-    """The page, newest note first; `to_archive` leads from the page's folder to the archive."""
-    rows = [_note_data(n, to_archive) for n in reversed(notes)]
+def render_page(
+    notes: list[NoteRow], to_archive: PurePosixPath, *, title: str, said: dict[str, TranscriptRow]
+) -> str:
+    """The page, newest note first; `to_archive` leads from the page's folder to the archive;
+    `said` holds the newest transcript of each note's bytes."""
+    rows = [_note_data(n, to_archive, said.get(n.sha256)) for n in reversed(notes)]
     data = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     template = files("adbvoice.views").joinpath("page.html").read_text(encoding="utf-8")
     exported = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -72,7 +76,7 @@ def render_page(notes: list[NoteRow], to_archive: PurePosixPath, *, title: str) 
     return re.sub(r"\{\{[A-Z_]+\}\}", lambda marker: values[marker[0]], template)
 
 
-def _note_data(note: NoteRow, to_archive: PurePosixPath) -> dict:
+def _note_data(note: NoteRow, to_archive: PurePosixPath, said: TranscriptRow | None) -> dict:
     """What the page shows of a note, with short keys (10,000 of these are inlined)."""
     parts = [] if str(to_archive) == "." else list(to_archive.parts)
     url = "/".join(quote(p, safe="") for p in [*parts, *PurePosixPath(note.archive_path).parts])
@@ -85,10 +89,12 @@ def _note_data(note: NoteRow, to_archive: PurePosixPath) -> dict:
         "p": note.archive_path,
         "n": PurePosixPath(note.archive_path).name,
         "m": note.device_model or "",
-        "f": source_family(note.source) or "",
+        "f": note.source or "",  # the word ls shows and --source takes
         "c": note.codec or "",
         "e": note.audio_error,
         "o": note.pruned_at[:10] if note.pruned_at else None,  # the day a prune deleted it from the phone
+        "l": said.language if said else None,
+        "x": [[start, text] for start, _, text in said.segments] if said else None,  # each sentence and its start
     }
 
 
