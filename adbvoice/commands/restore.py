@@ -44,7 +44,7 @@ def restore(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or after DATE (2021-03-07, 2021-03 or 2021).")] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or before DATE (a month or year: its end).")] = None,
     device: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Archived from this phone (model or serial); repeatable.")] = None,
-    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it); repeatable.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show where each note would go; put nothing on the phone.")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
