@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,10 +13,11 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.commands.common import ArchiveArg, JsonOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable, text_path
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
+from adbvoice.phone.connect import ConnectOptions
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, Settings, connect_options, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -32,6 +34,8 @@ IoTimeoutOpt = Annotated[float, typer.Option(metavar="SECONDS", help="Give up wh
 def restore(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
     note: Annotated[
@@ -60,11 +64,11 @@ def restore(
 
     keep = call(verbose, lambda: make_filter(since=since, until=until, devices=device or (), sources=source or ()),
                 as_json=as_json)
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}),
-                    as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key,
+                                              "wifi": wifi or None, "phone": phone}), as_json=as_json)
     config = RestoreConfig(
         archive=settings["archive"],
-        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
         keep=keep.matches,
         notes=tuple(note or ()),
         dry_run=dry_run,
@@ -87,7 +91,7 @@ def restore(
             printer.warn(message)
         if not quiet or report.exit_code:
             print(report.summary_line())
-    if report.stopped is not None:
+    if report.stopped is not None:  # under --json, the report above says it too ("stopped")
         raise fail(report.stopped, verbose)
     raise typer.Exit(report.exit_code)
 
@@ -96,6 +100,8 @@ def restore(
 def send(
     files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Audio files to put on the phone.", show_default=False)],
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
     share: Annotated[
@@ -119,10 +125,11 @@ def send(
     if share and len(files) != 1:
         raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose,
                    as_json=as_json)
-    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key}), as_json=as_json)
+    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key, "wifi": wifi or None,
+                                              "phone": phone}), as_json=as_json)
     config = SendConfig(
         files=tuple(files),
-        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
         share=share,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
@@ -142,6 +149,23 @@ def send(
                 print(printable(f"on the phone: {text_path(where)}"))
         if not quiet or report.exit_code:
             print(report.summary_line())
-    if report.stopped is not None:
+    if report.stopped is not None:  # under --json, the report above says it too ("stopped")
         raise fail(report.stopped, verbose)
     raise typer.Exit(report.exit_code)
+
+
+def _where(settings: Settings, auth_timeout: float, io_timeout: float) -> ConnectOptions:
+    """How to reach the phone: --tcp, USB, or with --wifi the remembered phone's address now
+    (found by mDNS, else its last known one, as `backup --wifi` does)."""
+    from adbvoice.unattended import wifi as wireless
+
+    options = connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout)
+    choice = wifi_choice(settings)
+    if choice is None:
+        return options
+    known, found = wireless.locate(choice, options.connect_timeout_s)
+    if found is None:
+        raise wireless.not_on_network(known)
+    if not found.by_mdns:
+        print(f"adbvoice: {wireless.fallback_notice(found)}", file=sys.stderr)
+    return replace(options, tcp=(found.host, found.port), serial=None)
