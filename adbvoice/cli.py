@@ -7,12 +7,13 @@ them. Errors the user can cause leave as one line on stderr with their exit code
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
 
 from adbvoice import __version__
-from adbvoice.commands import archive, backup, pairing, prune, transcripts, unattended, verify
+from adbvoice.commands import archive, backup, pairing, prune, restore, transcripts, unattended, verify
 
 app = typer.Typer(
     add_completion=False,
@@ -41,6 +42,7 @@ app.add_typer(backup.app)
 app.add_typer(archive.app)
 app.add_typer(verify.app)
 app.add_typer(prune.app)
+app.add_typer(restore.app)
 app.add_typer(unattended.app)
 app.add_typer(pairing.app)
 app.add_typer(transcripts.app)
@@ -57,6 +59,17 @@ def _examples(typer_app: typer.Typer) -> list[str]:
     return found
 
 
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """Each command's summary in the list of commands: its docstring's first paragraph as one
+    line, which the list wraps to the terminal (it would break where the docstring's lines do)."""
+    for command in typer_app.registered_commands:
+        first = inspect.cleandoc(command.help or command.callback.__doc__ or "").split("\n\n")[0]
+        command.short_help = command.short_help or " ".join(first.split())
+    for group in typer_app.registered_groups:
+        _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 app.info.epilog = "Examples:\n\n" + "\n\n".join(f"  {example}" for example in _examples(app))
 
 

@@ -171,6 +171,40 @@ class WrongPhoneError(AdbVoiceError):
     summary = "a different phone answered at the remembered phone's address"
 
 
+class ShareError(AdbVoiceError):
+    """`send --share` could not hand the file to WhatsApp; the file itself is on the phone."""
+
+    exit_code = 30
+    summary = "send --share could not open WhatsApp's share sheet (the file is on the phone)"
+
+
+class PushRefusedError(AdbVoiceError):
+    """restore/send cannot prove a pushed file whole before it takes its name: nothing pushed."""
+
+    exit_code = 35
+    summary = "restore or send refused: the phone has no shell that can hash and rename files"
+
+
+class PhoneFullError(AdbVoiceError):
+    exit_code = 36
+    summary = "the phone's storage is full"
+
+
+class PhoneNotWritableError(AdbVoiceError):
+    exit_code = 37
+    summary = "a folder on the phone cannot be written (read-only or not allowed)"
+
+
+class NotAudioError(AdbVoiceError):
+    exit_code = 38
+    summary = "send: a file is not audio"
+
+
+class SendFileError(AdbVoiceError):
+    exit_code = 39
+    summary = "send: a file cannot be read (missing, a folder, or not allowed)"
+
+
 class PairingCodeWrongError(AdbVoiceError):
     exit_code = 56
     summary = "pairing failed: the phone refused the pairing code"
@@ -258,6 +292,13 @@ class ArchiveNotPrivateError(AdbVoiceError):
 
     exit_code = 70
     summary = "the archive folder is not private: another user owns it or may write in it"
+
+
+class AdbServerError(AdbVoiceError):
+    """The program on the adb server's port answered outside the smart-socket protocol."""
+
+    exit_code = 71
+    summary = "the adb server answered something adb's protocol does not allow"
 
 
 class InterruptedRun(AdbVoiceError):

@@ -16,7 +16,7 @@ from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
 from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
@@ -50,9 +50,9 @@ def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool
     for message in report.errors:
         print(f"adbvoice: {printable(message)}", file=sys.stderr)
     for message in report.warnings:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
     for message in report.known_warnings if verbose else ():
-        print(f"warning (told before): {message}", file=sys.stderr)
+        print(f"warning (told before): {printable(message)}", file=sys.stderr)
     if not quiet or report.exit_code != errors.EXIT_OK:
         print(report.summary_line())
 
@@ -69,15 +69,18 @@ def backup(
         typer.Option(help="adb's private key; created (0600) if missing, as adb does.",
                      show_default=str(DEFAULT_ADB_KEY)),
     ] = None,
+    # Two flags rather than one --include-audio/--no-include-audio pair: the pair's second
+    # column narrows every option's help to 21 characters at 80 columns.
     include_audio: Annotated[
-        Optional[bool],
-        typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and "
-                     "attached audio).", show_default=False),
-    ] = None,
+        bool, typer.Option("--include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached audio).")
+    ] = False,
+    no_include_audio: Annotated[
+        bool, typer.Option("--no-include-audio", help="Do not, whatever the config file or ADBVOICE_INCLUDE_AUDIO say.")
+    ] = False,
     layout: Annotated[
         Optional[str],
-        typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
-                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
+        typer.Option(metavar="TEMPLATE", help=f"Where notes go in the archive; by default {DEFAULT_LAYOUT}. Tokens: "
+                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=False),
     ] = None,
     log_file: LogFileOpt = None,
     notify: NotifyOpt = None,
@@ -94,7 +97,7 @@ def backup(
                      "(needs the transcribe extra; see `adbvoice transcribe`).", show_default=False),
     ] = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")] = False,
     verbose: VerboseOpt = False,
     auth_timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
@@ -111,7 +114,10 @@ def backup(
     """
     from adbvoice.unattended.presence import backup_once, target_of
 
-    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=include_audio,
+    if include_audio and no_include_audio:
+        raise fail(errors.UsageError("--include-audio and --no-include-audio: give one of them"), verbose, as_json=as_json)
+    audio = True if include_audio else (False if no_include_audio else None)
+    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=audio,
                  layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
                  wifi=wifi or None, phone=phone, transcribe=transcribe)
     settings = call(verbose, lambda: resolve(flags), as_json=as_json)

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
+from adbvoice.emulator import compression
 from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
@@ -22,6 +23,7 @@ from adbvoice.emulator.mdns import Announcement
 from adbvoice.emulator.pairing import PairingDialog, new_code
 from adbvoice.emulator.sandbox import Sandbox, SandboxError
 from adbvoice.emulator.server import Connection, PhoneParts
+from adbvoice.emulator.standins import Standins
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.tls import device_context
 from adbvoice.phone import wire
@@ -34,6 +36,10 @@ FEATURES = (
     wire.FEATURE_STAT_V2,
     wire.FEATURE_LS_V2,
     wire.FEATURE_SENDRECV_V2,
+    "sendrecv_v2_dry_run_send",  # SND2's dry-run flag (sync.py), what `adb push -n` asks for
+    "abb",
+    "abb_exec",
+    *compression.features(),  # those whose library is installed
 )
 _STOP_TIMEOUT_S = 5.0
 # What adbd announces its TLS port as (adb's adb_mdns.h, ADB_SERVICE_TLS).
@@ -103,6 +109,7 @@ class EmulatedPhone:
         self.announce = announce
         self._announcement: Announcement | None = None
         self._storage = PhoneStorage(root, self.state_dir / "data")
+        self.standins = Standins(self.state_dir / "data" / "standins")  # am, content, the media scanner
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._all_connections: list[Connection] = []
@@ -136,6 +143,11 @@ class EmulatedPhone:
             "ro.product.device": self.device,
             "ro.build.version.release": self.android_release,
             "ro.build.version.sdk": str(self.sdk),
+            # A production ("user") build: adbd cannot run as root (adb root says so).
+            "ro.build.type": "user",
+            "ro.debuggable": "0",
+            # init's record of its services (init/service.cpp, NotifyStateChange).
+            "init.svc.adbd": "running",
         }
 
     @property
@@ -148,14 +160,16 @@ class EmulatedPhone:
             path.write_text(f"adb-{self.serial}-{secrets.token_urlsafe(4)[:6]}")
         return path.read_text()
 
-    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0) -> PairingDialog:
+    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0,
+                     answer_first: bool = False) -> PairingDialog:
         """Open Wireless debugging's pairing dialog: with a code (a new one if None), or,
         given the QR code's `service` name, with its password as `secret`. Close it to
         close its port."""
         if service is not None and secret is None:
             raise ValueError("a QR code always carries a password")
         return PairingDialog(self.guid, secret if secret is not None else new_code(),
-                             self._gatekeeper.allow, host=self.host, port=port, service=service)
+                             self._gatekeeper.allow, host=self.host, port=port, service=service,
+                             answer_first=answer_first)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -165,7 +179,8 @@ class EmulatedPhone:
         if self._listener is not None:
             return self
         if self._want_shell is not False:
-            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device)
+            sandbox = Sandbox(self.root, self.state_dir / "data" / "local" / "tmp", self.properties, self.device,
+                              standins=self.standins.folder)
             try:
                 sandbox.start()
                 self._sandbox = sandbox

@@ -10,7 +10,7 @@ from adbvoice.display import capped
 from adbvoice.phone import scripts, wire
 from adbvoice.phone.connection import Deadline, ServiceRefused
 from adbvoice.phone.shell import CommandResult, RunningCommand, ShellClient
-from adbvoice.phone.sync import PullSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
+from adbvoice.phone.sync import PullSink, PushItem, PushSink, RemoteEntry, RemoteStat, StreamOpener, SyncClient
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,24 @@ class Phone:
 
     def pull_many(self, paths: Sequence[bytes], sink: PullSink) -> None:
         self.sync.pull_many(paths, sink)
+
+    def push_many(self, items: Sequence[PushItem], sink: PushSink) -> None:
+        self.sync.push_many(items, sink)
+
+    def start_finishing(self, pairs: Sequence[tuple[bytes, bytes]]) -> RunningCommand:
+        """Give each pushed (temp, final) its final name where none stands
+        (scripts.FINISH_SCRIPT), on a stream of its own; scripts.finish_outcomes reads
+        its output: one letter per pair."""
+        return self.shell.start(scripts.FINISH_SCRIPT, stdin=scripts.finish_stdin(pairs))
+
+    def sweep(self, paths: Sequence[bytes]) -> None:
+        """Remove these regular files (links and folders stay): temp files of a cut-off push."""
+        if paths:
+            self.shell.run(scripts.SWEEP_SCRIPT, stdin=scripts.hash_stdin(paths) + b"\0")
+
+    def run_text(self, command: str) -> bytes:
+        """stdout of one shell command (what `am` and `content` print)."""
+        return self.shell.run(command).stdout
 
     def close(self) -> None:
         self._closer()

@@ -9,7 +9,9 @@ phone's file names may hold newlines or bytes that are not UTF-8.
 from __future__ import annotations
 
 import hashlib
+import re
 import stat as statmod
+import urllib.parse
 from collections.abc import Sequence
 
 from adbvoice.phone.shell import OUTPUT_MAX, RunningCommand
@@ -296,3 +298,95 @@ def parse_found(output: bytes, exit_code: int | None) -> list[bytes] | None:
     if status == b"124" or not status.isdigit():
         return None
     return [path for path in body.split(b"\0") if path]
+
+
+# --- putting files on the phone: a pushed temp file takes its final name, or is swept -------
+
+FINISH_SCRIPT = (
+    "case $(whence -v rename 2>/dev/null) in *builtin*) mv=rename;; *) mv='mv -n';; esac; out=; "
+    "while IFS= read -r -d '' t && IFS= read -r -d '' f; do "
+    "if [ -e \"$f\" ] || [ -L \"$f\" ]; then rm -f -- \"$t\"; out=${out}X; "
+    "elif [ -L \"$t\" ] || [ ! -f \"$t\" ]; then out=${out}S; "
+    "elif $mv -- \"$t\" \"$f\" 2>/dev/null && [ ! -e \"$t\" ]; then out=${out}R; "
+    "else rm -f -- \"$t\"; if [ -e \"$f\" ]; then out=${out}X; else out=${out}F; fi; fi; "
+    "done; print -n \"$out\""
+)
+"""Gives each pushed temp file its final name, only where no name stands: the name is looked
+at right before the rename, as toybox's `mv -n` does (stat, then rename(2); nothing in a
+phone's userland renames without replacing in one call). mksh's `rename` builtin (rename(2),
+no process) does it where the shell has one, as Debian's mksh does; else toybox's `mv -n`, a
+process per note, which was most of a restore's time on the emulated phone. A rename keeps the time the push gave the
+file. Pairs (temp, final) come NUL-separated on stdin; one letter per pair, in order: R
+renamed, X the final name was taken (the temp file is removed), S the temp file is gone, F
+the rename failed (removed too)."""
+
+RENAMED, NAME_TAKEN, TEMP_GONE, RENAME_FAILED = "R", "X", "S", "F"
+
+SWEEP_SCRIPT = (
+    "set --; "
+    "while IFS= read -r -d '' p; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; "
+    "[ $# -eq 0 ] || rm -f -- \"$@\" 2>/dev/null; print -n E"
+)
+"""Removes the regular files named on stdin (NUL-separated), never following a link: the
+temp files a cut-off push left behind."""
+
+
+def finish_stdin(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(temp + b"\0" + final + b"\0" for temp, final in pairs)
+
+
+def finish_outcomes(output: bytes, expected: int) -> list[str]:
+    outcomes = list(output.decode("ascii", "replace"))
+    if len(outcomes) != expected or set(outcomes) - {RENAMED, NAME_TAKEN, TEMP_GONE, RENAME_FAILED}:
+        raise UnexpectedOutput(f"the rename script answered {output[:40]!r} for {expected} files")
+    return outcomes
+
+
+# --- the media scanner and the share sheet (Android's `am` and `content`) ---------------------
+
+SCAN_ACTION = "android.intent.action.MEDIA_SCANNER_SCAN_FILE"
+AUDIO_MEDIA_URI = "content://media/external/audio/media"
+WHATSAPP_PACKAGE = "com.whatsapp"
+STORAGE = "/storage/emulated/0"
+"""What /sdcard stands for: the media store names files by this path (its `_data` column)."""
+
+
+def storage_path(path: bytes) -> str:
+    """/sdcard/x as the media store knows it: /storage/emulated/0/x."""
+    text = path.decode("utf-8", "surrogateescape")
+    return STORAGE + text.removeprefix("/sdcard") if text.startswith("/sdcard/") else text
+
+
+def scan_command(path: bytes) -> str:
+    """Ask MediaProvider to index one file now. The broadcast is deprecated for apps since
+    Android 10, but MediaProvider still acts on it, and it is the one a shell may send."""
+    uri = "file://" + urllib.parse.quote(storage_path(path), safe="/")
+    return f"am broadcast -a {SCAN_ACTION} -d {shell_quote(uri)}"
+
+
+def media_id_command(path: bytes) -> str:
+    where = "_data='" + storage_path(path).replace("'", "''") + "'"
+    return f"content query --uri {AUDIO_MEDIA_URI} --projection _id --where {shell_quote(where)}"
+
+
+def parse_media_id(output: bytes) -> int | None:
+    """`Row: 0 _id=57` → 57; `No result found.` → None."""
+    match = re.search(rb"^Row: 0 _id=(\d+)$", output, re.MULTILINE)
+    return int(match[1]) if match else None
+
+
+def share_command(media_id: int, mime: str, package: str = WHATSAPP_PACKAGE) -> str:
+    """Android's share (ACTION_SEND) of the media store's entry, to WhatsApp, with the right
+    to read it: apps refuse file:// URIs since Android 7 (FileUriExposedException)."""
+    return (
+        f"am start -a android.intent.action.SEND -t {shell_quote(mime)} -p {package} "
+        f"--eu android.intent.extra.STREAM {AUDIO_MEDIA_URI}/{media_id} --grant-read-uri-permission"
+    )
+
+
+def share_failure(output: bytes) -> str | None:
+    """What `am start` said went wrong (it exits 0 either way), or None."""
+    for line in output.decode("utf-8", "replace").splitlines():
+        if line.startswith(("Error", "Exception")):
+            return line.strip()
+    return None
