@@ -44,8 +44,14 @@ def write_notes(sdcard: Path, count: int) -> list[str]:
 
 
 def put_back(pristine: Path, sdcard: Path) -> None:
-    shutil.rmtree(sdcard)
-    shutil.copytree(pristine, sdcard, symlinks=True)
+    """Refill the phone's folder in place: the emulated phone's shell has it bind-mounted,
+    so a new folder under the same name would be invisible to it."""
+    for entry in sdcard.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.copytree(pristine, sdcard, symlinks=True, dirs_exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
