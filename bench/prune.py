@@ -44,8 +44,14 @@ def write_notes(sdcard: Path, count: int) -> list[str]:
 
 
 def put_back(pristine: Path, sdcard: Path) -> None:
-    shutil.rmtree(sdcard)
-    shutil.copytree(pristine, sdcard, symlinks=True)
+    """The phone's storage as it was, in the same folder: the phone's namespaces bound
+    that folder when it started, so a new folder of the same name would not be its."""
+    for entry in sdcard.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.copytree(pristine, sdcard, symlinks=True, dirs_exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
