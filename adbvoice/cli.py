@@ -7,6 +7,7 @@ them. Errors the user can cause leave as one line on stderr with their exit code
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -58,6 +59,17 @@ def _examples(typer_app: typer.Typer) -> list[str]:
     return found
 
 
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """Each command's summary in the list of commands: its docstring's first paragraph as one
+    line, which the list wraps to the terminal (it would break where the docstring's lines do)."""
+    for command in typer_app.registered_commands:
+        first = inspect.cleandoc(command.help or command.callback.__doc__ or "").split("\n\n")[0]
+        command.short_help = command.short_help or " ".join(first.split())
+    for group in typer_app.registered_groups:
+        _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 app.info.epilog = "Examples:\n\n" + "\n\n".join(f"  {example}" for example in _examples(app))
 
 

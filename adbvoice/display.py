@@ -57,8 +57,3 @@ def human_duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def printable(text: str) -> str:
-    """Text a phone or a file supplied, safe to print: control characters become '?'."""
-    return "".join(c if c.isprintable() else "?" for c in text)

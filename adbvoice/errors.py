@@ -294,6 +294,13 @@ class ArchiveNotPrivateError(AdbVoiceError):
     summary = "the archive folder is not private: another user owns it or may write in it"
 
 
+class AdbServerError(AdbVoiceError):
+    """The program on the adb server's port answered outside the smart-socket protocol."""
+
+    exit_code = 71
+    summary = "the adb server answered something adb's protocol does not allow"
+
+
 class InterruptedRun(AdbVoiceError):
     """Ctrl-C or SIGTERM: the file in flight was finished or discarded."""
 

@@ -104,6 +104,7 @@ class AdbServer:
         if shutil.which(self.binary) is None:
             raise BenchError(f"{version} is not installed at {self.binary} (run .ci/install-tools and .ci/install-adb36)")
         home.mkdir(parents=True, exist_ok=True)
+        self.home = home  # its adb key is home/.android/adbkey, made when the server starts
         self.port = free_port()
         self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(self.port), "ADB_VENDOR_KEYS": ""}
         self.env.pop("ANDROID_SDK_HOME", None)

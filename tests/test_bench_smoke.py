@@ -100,3 +100,13 @@ def test_the_prune_bench_deletes_with_prune_and_with_both_adbs_and_prints_the_ra
     table = out.read_text()
     for name in ("adbvoice prune", "adb 29 shell xargs -0 rm", "adb 36 shell xargs -0 rm"):
         assert f"| {name} |" in table
+
+
+def test_the_tls_bench_backs_up_and_pulls_over_both_ports_and_states_the_overhead(tmp_path: Path) -> None:
+    out = tmp_path / "results-tls.md"
+    result = subprocess.run([sys.executable, "-m", "bench.tls", "--notes", "20", "--reps", "1", "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.read_text().splitlines() if line.startswith("| a")}
+    assert set(rows) == {"adbvoice backup", "adb 29 pull", "adb 36 pull"}
+    assert "%" in rows["adbvoice backup"] and "%" in rows["adb 36 pull"] and "no TLS" in rows["adb 29 pull"]

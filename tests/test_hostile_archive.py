@@ -7,9 +7,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -186,3 +188,47 @@ def test_an_archive_folder_others_may_write_in_or_of_another_user_is_refused_one
     os.chmod(archive, 0o700)
     os.chown(archive, 12345, 12345)
     one_line_error(run_cli("backup", archive, "--tcp", phone.address), 70, "belongs to user 12345, not to you")
+
+
+class FakeAdbServer:
+    """Something on the adb server's port that answers each request from a script."""
+
+    def __init__(self, answers: dict[bytes, bytes]) -> None:
+        self.answers = answers
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                length = int(client.recv(4), 16)
+                request = client.recv(length)
+                client.sendall(self.answers.get(request.split(b":")[0] + b":" + request.split(b":")[-1], b"FAIL0000"))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def devices(text: bytes) -> bytes:
+    return b"OKAY" + b"%04x" % len(text) + text
+
+
+@pytest.mark.parametrize("answers, said", [
+    ({b"host:devices-l": b"OKAYzzzz"}, "a length that is not four hex digits: b'zzzz'"),
+    ({b"host:devices-l": devices(b"EMU1 device model:x\n"), b"host-serial:features": b"FAIL0007offline"},
+     "FAIL: offline"),
+], ids=["non-hex length", "FAIL from the features query"])
+def test_an_adb_server_breaking_its_protocol_is_a_clear_error(answers, said, archive, monkeypatch):
+    server = FakeAdbServer(answers)
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))
+    try:
+        result = run_cli("backup", archive)
+    finally:
+        server.close()
+    one_line_error(result, 71, f"the adb server on port {server.port} broke adb's protocol ({said})",
+                   "adb kill-server")

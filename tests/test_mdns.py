@@ -33,3 +33,14 @@ def test_a_closed_announcement_is_gone():
     with Announcement(CONNECT, guid, 37003):
         assert mdns.find(CONNECT, guid, timeout=5) is not None
     assert mdns.find(CONNECT, guid, timeout=1) is None
+
+
+def test_a_machine_where_mdns_cannot_open_its_sockets_finds_nothing(monkeypatch):
+    import zeroconf
+
+    def no_multicast(*args, **kwargs):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(zeroconf, "Zeroconf", no_multicast)
+    assert mdns.find(CONNECT, "adb-", timeout=5) is None
+    assert mdns.browse(CONNECT, timeout=5) == []

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
 
 import pytest
+import typer
 
-from adbvoice.emulator import EmulatedPhone
+from adbvoice.cli import app
+from adbvoice.emulator import EmulatedPhone, LinkProfile
 from adbvoice.emulator.phonetree import VOICE, add_notes, build_phone_tree
-from tests.conftest import free_port, run_cli, run_on_terminal
+from tests.conftest import archived_files, free_port, run_cli, run_on_terminal
 
 
 def test_readmes_order_backup_ls_export_verify_gives_no_false_alarm(phone, archive):
@@ -84,6 +95,7 @@ def test_the_systemd_timer_counts_completed_with_warnings_as_done(archive):
 @pytest.mark.parametrize("command", [
     ["backup", "--tcp", "127.0.0.1:{port}"], ["verify"], ["ls", "--json"], ["ls", "--format", "json"],
     ["stats"], ["info", "1"], ["catalog", "rebuild"], ["prune", "--tcp", "127.0.0.1:{port}", "--dry-run"],
+    ["restore", "--tcp", "127.0.0.1:{port}"],
 ])
 def test_with_json_a_failure_is_still_one_json_document(command, tmp_path):
     port = str(free_port())
@@ -139,3 +151,125 @@ def test_ls_fits_a_long_name_to_the_terminal_and_a_pipe_gets_it_whole(tmp_path, 
 
     piped = run_cli("ls", archive).stdout.splitlines()
     assert len(piped) == 3 and any(f"2021/01/05/{long_name}" in line for line in piped)
+
+
+def test_the_first_ls_on_a_new_machine_says_how_to_start(home):
+    first = run_cli("ls")
+    assert first.exit_code == 24
+    assert first.stderr == (
+        f"adbvoice: {home}/WhatsApp Voice Notes is not an adbvoice archive: nothing has been backed up there yet "
+        "(back up a phone with `adbvoice backup`, or try adbvoice on a built-in phone with `adbvoice demo`)\n"
+    )
+
+
+def test_an_archive_path_that_is_a_file_is_named_as_a_file(phone, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("my own notes")
+    for inside in (a_file, a_file / "archive"):
+        refused = run_cli("backup", inside, "--tcp", phone.address)
+        assert (refused.exit_code, refused.stderr) == (
+            20, f"adbvoice: cannot use {inside} as the archive: {a_file} is a file, not a folder\n")
+    assert phone.connections_accepted == 0  # said before the phone was asked anything
+    listed = run_cli("ls", a_file)
+    assert (listed.exit_code, listed.stderr) == (24, f"adbvoice: {a_file} is a file, not an archive folder\n")
+
+
+def test_a_backup_that_cannot_reach_the_phone_leaves_no_folder_behind(tmp_path):
+    archive = tmp_path / "new" / "archive"
+    failed = run_cli("backup", archive, "--tcp", f"127.0.0.1:{free_port()}")
+    assert failed.exit_code == 16
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_web_server_at_the_address_is_named_in_words_and_its_bytes_shown_with_v(tmp_path):
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_like_a_web_server() -> None:
+        for _ in range(2):
+            peer, _address = server.accept()
+            with peer:
+                peer.recv(4096)
+                peer.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    address = "127.0.0.1:{}".format(server.getsockname()[1])
+    try:
+        plain = run_cli("backup", tmp_path / "archive", "--tcp", address)
+        verbose = run_cli("backup", tmp_path / "archive", "--tcp", address, "-v")
+    finally:
+        server.close()
+    assert (plain.exit_code, plain.stderr) == (16, (
+        f"adbvoice: an HTTP server answered at {address}, not an Android phone: is this the phone's address, "
+        "and the port of its Wi-Fi debugging (5555 unless set otherwise)?\n"))
+    assert "485454502f31" not in plain.stderr and "485454502f312e3120343030" in verbose.stderr
+
+
+def _commands(group: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, command in group.commands.items():
+        found += _commands(command, (*path, name)) if hasattr(command, "commands") else [(*path, name)]
+    return found
+
+
+def _summaries(screen: str) -> tuple[list[list[str]], int]:
+    """Each command's summary in a help screen's Commands panel, as the lines it was wrapped
+    into, and how wide those lines may be."""
+    rows, inside, column = [], False, 0
+    for line in screen.splitlines():
+        inside = (inside or line.startswith("╭─ Commands")) and not line.startswith("╰")
+        if inside and line.startswith("│ "):
+            if line[2] != " ":  # a command's first line: its name, then where summaries start
+                name = line[2:].split()[0]
+                column = line.index(line[2 + len(name):].lstrip(), 2 + len(name))
+                rows.append([])
+            rows[-1].append(line[column:].rstrip(" │"))
+    return rows, 80 - 2 - column  # the line, less its closing border and the space before it
+
+
+@pytest.mark.parametrize("path", _commands(typer.main.get_command(app)), ids=" ".join)
+def test_every_help_screen_reads_whole_at_80_columns(path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    screen = run_cli(*path, "--help").stdout
+    lines = screen.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines)
+    cut = re.search(r"…(\s*│|  )", screen.replace("15m|1h|1d|…", ""))  # a cell cut short ends in "…"
+    assert cut is None, screen
+    summaries, room = _summaries(screen)
+    for wrapped in summaries:  # a summary breaks only where the next word would not fit
+        for line, after in zip(wrapped, wrapped[1:]):
+            assert len(line) + 1 + len(after.split()[0]) > room, wrapped
+    if path == ("backup",):
+        assert "{year}/{month}/{day}/{name}." in screen
+
+
+def test_ctrl_c_says_how_many_notes_were_saved_and_the_log_names_the_phone(long_copy_tree, archive, tmp_path):
+    log = tmp_path / "backup.log"
+    with EmulatedPhone(long_copy_tree.root, link=LinkProfile(rtt_s=0.002, bandwidth_Bps=600_000)) as phone:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "adbvoice", "backup", str(archive), "--tcp", phone.address, "--log-file", str(log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not archived_files(archive) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    saved = len(archived_files(archive))
+    assert process.returncode == 130 and saved
+    said = f"interrupted; {saved} new note{'s' if saved != 1 else ''} archived and complete before it stopped, "
+    assert err.splitlines()[-1] == f"adbvoice: {said}the next run copies the rest"
+    line = log.read_text().splitlines()[-1]
+    assert 'outcome=interrupted exit=130 device="Pixel 7 (EMU0001)"' in line and f" new={saved} " in line
+
+
+def test_building_the_package_prints_no_deprecation_of_ours(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(Path(__file__).resolve().parents[1]), "--no-deps", "-w", tmp_path, "-v"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "Deprecat" not in built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("adbvoice-*.whl")
+    with zipfile.ZipFile(wheel) as contents:
+        metadata = contents.read(next(n for n in contents.namelist() if n.endswith("/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata.splitlines()

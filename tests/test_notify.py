@@ -4,6 +4,9 @@ server (dunst) on a real session bus; and where there is none, the backup still 
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
@@ -110,8 +113,10 @@ def test_with_no_notification_server_the_backup_succeeds_and_says_so_once_in_the
         assert run["outcome"] == "ok" and run["new"] == "6"
 
         add_notes(clean_tree, 2)
-        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")  # a server or an ssh login: no session bus at all
-        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        # A server or an ssh login: a runtime folder, but no session bus at all.
+        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+        (tmp_path / "runtime").mkdir(mode=0o700)
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
         again = run_cli("backup", archive, "--tcp", phone.address, "--notify")
     assert again.exit_code == 0 and "2 new voice notes" in again.stdout
     assert again.stderr == "adbvoice: no desktop notification: no desktop session bus here " \
@@ -138,3 +143,24 @@ def test_a_watch_with_no_notification_server_says_so_once_however_many_backups_i
     assert [line.get("outcome") or line.get("notification") for line in log_lines(log)] == \
         ["ok", "unavailable", "ok"]
     assert not [line for line in watching.err if "notification" in line]  # the log file said it
+
+
+def test_a_cron_job_with_notify_on_finds_the_logged_in_desktop_and_says_the_notes_are_safe(
+    desktop, clean_tree, archive, home, tmp_path
+):
+    """Cron gives its job HOME and PATH only; the desktop's bus is where logind keeps it,
+    /run/user/<uid>/bus (here, in a mount namespace of the test's own)."""
+    (home / ".config" / "adbvoice").mkdir(parents=True)
+    (home / ".config" / "adbvoice" / "config.toml").write_text("notify = true\n")
+    with EmulatedPhone(clean_tree.root) as phone:
+        line = run_cli("schedule", archive, "--every", "1h", "--tcp", phone.address, "--cron").stdout.strip()
+        command = line.split(maxsplit=5)[5]
+        assert command.endswith(" --notify")
+        ran = subprocess.run(
+            ["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run/user",
+             "--bind", str(desktop.runtime), f"/run/user/{os.getuid()}", "/bin/sh", "-c", command],
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"}, cwd=home, capture_output=True, text=True, timeout=120,
+        )
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
+    (shown,) = desktop.wait_shown(1)
+    assert shown.summary == "Pixel 7 (EMU0001): 6 new voice notes saved"

@@ -12,7 +12,7 @@ import time
 
 from adbvoice.emulator.mdns import Announcement
 from adbvoice.unattended.phones import KnownPhone, known, remember
-from tests.conftest import EXIT_CODES_SEEN, run_cli
+from tests.conftest import EXIT_CODES_SEEN, archived_files, run_cli
 from tests.emulator.helpers import Adb
 
 
@@ -45,6 +45,17 @@ def test_pair_asks_for_the_code_without_echoing_it(phone, home):
     assert result.exit_code == 0, result.stderr
     assert "204871" not in result.stdout + result.stderr
     assert known(state_dir(home))[0].guid == phone.guid
+
+
+def test_pair_without_a_code_and_nothing_to_ask_it_from_says_so(phone):
+    from typer.testing import CliRunner
+
+    from adbvoice.cli import app
+
+    with phone.open_pairing("204871") as dialog:
+        result = CliRunner().invoke(app, ["pair", dialog.address], input="")
+    assert result.exit_code == 59 and "no pairing code" in result.stderr
+    assert dialog.attempts == 0
 
 
 def test_a_wrong_code_is_refused_with_its_own_exit_code(phone, home):
@@ -117,3 +128,31 @@ def test_forget_removes_a_remembered_phone_and_an_unknown_name_is_an_error(home)
     unknown = run_cli("forget", "pixel")
     assert unknown.exit_code == 10 and "pair one first" in unknown.stderr
     assert known(state_dir(home)) == []
+
+
+def test_the_whole_story_pair_by_qr_code_once_then_back_up_over_tls_found_by_mdns(phone_tree, archive, home, tmp_path):
+    """README's Android 11+ steps with nothing seeded by hand: the phone trusts nobody, the
+    user pairs by QR code, and from then on `backup --wifi` finds the phone and copies over TLS."""
+    from adbvoice.emulator import AuthPolicy, EmulatedPhone
+
+    with EmulatedPhone(phone_tree.root, auth=AuthPolicy(mode="keys"), tls=True, announce=True,
+                       state_dir=tmp_path / "phone-state") as phone:
+        assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 52  # not paired yet
+        process = subprocess.Popen([sys.executable, "-m", "adbvoice", "pair", "--timeout", "30", "--name", "pixel"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            scanned = next(filter(None, (re.search(r"WIFI:T:ADB;S:([^;]+);P:([^;]+);;", line)
+                                         for line in process.stdout)), None)
+            assert scanned, "no QR code text printed"
+            with phone.open_pairing(scanned[2], service=scanned[1]):
+                out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+        assert process.returncode == 0, err
+        [remembered] = known(state_dir(home))
+        assert (remembered.name, remembered.port) == ("pixel", phone.port)  # its TLS port, seen by mDNS
+
+        backup = run_cli("backup", archive, "--wifi")  # the phone's only port is TLS-only
+        assert backup.exit_code == 3, backup.stderr  # the tree's broken notes are warnings
+    assert len(archived_files(archive)) == len([n for n in phone_tree.notes if n.is_note and n.kind != "audio"])

@@ -75,6 +75,21 @@ def test_a_file_others_can_read_a_link_or_garbage_is_refused(tmp_path):
         known(tmp_path)
 
 
+def test_a_state_folder_that_is_a_link_or_that_others_may_write_into_is_refused(tmp_path):
+    real = tmp_path / "real"
+    remember(real, PIXEL)
+    (tmp_path / "state").symlink_to(real)
+    with pytest.raises(errors.ConfigError, match="not a folder"):
+        known(tmp_path / "state")
+    with pytest.raises(errors.ConfigError, match="not a folder"):
+        remember(tmp_path / "state", TABLET)
+    real.chmod(0o777)
+    with pytest.raises(errors.ConfigError, match="others may write"):
+        known(real)
+    real.chmod(0o755)
+    assert known(real) == [PIXEL]
+
+
 def test_the_state_folder_is_under_xdg_state_home(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_state_dir() == tmp_path / "xdg" / "adbvoice"

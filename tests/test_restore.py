@@ -111,6 +111,8 @@ def test_a_dry_run_says_where_each_note_would_go_and_pushes_nothing(backed_up_ph
     lines = result.stdout.splitlines()
     assert lines[-1].startswith("dry run: would restore ")
     assert lines[:-1] and all(line.startswith("would restore") and "Business" in line for line in lines[:-1])
+    unknown = run_cli("restore", archive, "--tcp", phone.address, "--note", "99999")
+    assert unknown.exit_code == 25 and "no note '99999' in the archive's catalog" in unknown.stderr
 
 
 def test_a_note_from_an_old_phone_goes_to_the_layout_the_new_phone_uses(tmp_path, archive):
@@ -211,28 +213,6 @@ def test_a_connection_dropped_mid_push_leaves_temp_files_only_and_the_next_run_s
     assert {path: phone_files(tree.root).get(path) for path in lost} == lost
 
 
-@pytest.mark.parametrize("after_s", [0.4, 0.8, 1.2, 1.6, 2.2, 3.0])
-def test_a_restore_killed_at_any_moment_leaves_no_half_note_and_the_rerun_completes(tmp_path, archive, after_s):
-    tree = build_phone_tree(tmp_path / "sdcard", notes=80)
-    with EmulatedPhone(tree.root) as phone:
-        assert run_cli("backup", archive, "--tcp", phone.address).exit_code in (0, 3)
-    lost = wipe(tree.root)
-    with EmulatedPhone(tree.root, link=LinkProfile(rtt_s=0.002, bandwidth_Bps=1_000_000)) as phone:
-        process = subprocess.Popen([sys.executable, "-m", "adbvoice", "restore", str(archive), "--tcp", phone.address],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(after_s)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        after = phone_files(tree.root)
-        assert all(after[path] == lost[path] for path in lost if path in after)  # no half note under its name
-        assert len([path for path in lost if path in after]) < len(lost)  # killed before the end
-
-        rest = run_cli("restore", archive, "--tcp", phone.address)
-    assert rest.exit_code == 0, rest.stderr
-    assert temp_files(tree.root) == []
-    assert {path: phone_files(tree.root).get(path) for path in lost} == lost
-
-
 def test_ctrl_c_stops_the_restore_cleanly_and_the_rerun_sweeps_and_completes(tmp_path, archive):
     tree = build_phone_tree(tmp_path / "sdcard", notes=80)
     with EmulatedPhone(tree.root) as phone:
@@ -280,3 +260,23 @@ def test_on_a_terminal_a_progress_bar_shows_the_notes_going_back(backed_up_phone
     assert process.returncode == 0
     assert f"/{len(lost)} notes" in shown.decode("utf-8", "replace")
     assert stdout.startswith(f"restored {len(lost)} notes")
+
+
+def test_restore_wifi_finds_the_paired_phone_by_mdns(tmp_path, archive, home):
+    from tests.test_wifi import paired, wifi_phone
+
+    tree = build_phone_tree(tmp_path / "sdcard", notes=8)
+    with wifi_phone(tree, home, tmp_path / "phone-state") as phone:
+        paired(phone)
+        assert run_cli("backup", archive, "--wifi").exit_code in (0, 3)
+        lost = wipe(tree.root)
+        result = run_cli("restore", archive, "--wifi", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["restored"] == len(lost)
+    assert {path: phone_files(tree.root).get(path) for path in lost} == lost
+
+
+def test_with_json_an_error_is_a_json_document_too(tmp_path):
+    result = run_cli("restore", tmp_path / "no-archive", "--tcp", "127.0.0.1:1", "--json")
+    assert result.exit_code == 24
+    assert json.loads(result.stdout)["error"]["exit_code"] == 24

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone
-from adbvoice.emulator.phonetree import PhoneTree
+from adbvoice.emulator.phonetree import PhoneTree, add_notes
 from adbvoice.unattended.phones import KnownPhone, default_state_dir, known, remember
 from tests.conftest import archived_files, free_port, run_cli
 from tests.test_backup_errors import one_line_error
+from tests.test_schedule import log_lines, run_like_cron
+from tests.test_watch import Watching
 
 
 def wifi_phone(tree: PhoneTree, home: Path, state: Path, **options) -> EmulatedPhone:
@@ -101,3 +103,45 @@ def test_wifi_and_tcp_together_is_a_usage_error(archive, extra):
 def test_wifi_with_no_phone_paired_says_to_pair_first(archive):
     result = run_cli("backup", archive, "--wifi")
     one_line_error(result, 10, "adbvoice pair")
+
+
+def test_watch_wifi_backs_the_paired_phone_up_each_time_it_appears_on_the_network(
+    phone_tree, archive, home, tmp_path
+):
+    state = tmp_path / "phone-state"
+    with wifi_phone(phone_tree, home, state) as phone:
+        paired(phone)
+    with Watching(archive, "--wifi", "--interval", "0.1", "-v") as watching:
+        watching.wait_for(lambda: watching.looks("none") >= 1, "a look with the phone away")
+        with wifi_phone(phone_tree, home, state, port=free_port()):
+            watching.wait_for(lambda: len(watching.backups()) == 1, "the first backup")
+        added = [n for n in add_notes(phone_tree, 2) if n.is_note]
+        gone = watching.looks("none")
+        watching.wait_for(lambda: watching.looks("none") > gone, "a look after Wireless debugging went off")
+        with wifi_phone(phone_tree, home, state, port=free_port()):  # on again: another port
+            watching.wait_for(lambda: len(watching.backups()) == 2, "the backup after it came back")
+        code = watching.stop()
+    assert code == 0, watching.output()
+    assert f"{len(added)} new voice notes" in watching.backups()[1]
+    assert "Traceback" not in watching.output()
+
+
+def test_schedule_wifi_runs_in_crons_bare_environment_and_is_silent_when_the_phone_is_away(
+    phone_tree, archive, home, tmp_path
+):
+    log = tmp_path / "backup.log"
+    with wifi_phone(phone_tree, home, tmp_path / "phone-state") as phone:
+        paired(phone)
+        printed = run_cli("schedule", archive, "--every", "1h", "--wifi", "--cron", "--log-file", log)
+        assert printed.exit_code == 0, printed.stderr
+        command = printed.stdout.strip().split(maxsplit=5)[5]
+        assert command.endswith(" --wifi")
+        ran = run_like_cron(command, home)
+    assert ran.returncode == 3  # warnings: the phone's broken notes, and cron mails why
+    assert ran.stdout.endswith(", 0 already archived, 3 warnings\n")
+    assert archived(archive) == notes_of(phone_tree)
+    away = run_like_cron(command, home)  # Wireless debugging off: nothing on mDNS, nothing at the address
+    assert (away.returncode, away.stdout, away.stderr) == (0, "", "")
+    first, second = log_lines(log)
+    assert first["device"] == "Pixel 7 (EMU0001)" and first["exit"] == "3"
+    assert second["outcome"] == "absent" and second["device"] == "wifi pixel"

@@ -169,7 +169,8 @@ class TempNote:
         """Append `data` to the temp file, creating it (with what was held) if need be."""
         try:
             if not self._on_disk:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                self._fd = os.open(self.path, flags, FILE_MODE)
                 self._on_disk = True
                 held, self._held = self._held, bytearray()
                 self._write_all(held)
@@ -237,6 +238,36 @@ class Published:
     adopted: bool  # the bytes were already there under this name, from a cut-off run
 
 
+def refuse_unusable(root: Path) -> None:
+    """ArchiveNotWritableError, creating nothing, when `root` cannot be or become an archive
+    folder: it, or a folder above it, is a file; or the nearest folder above it that
+    exists cannot be written. So a backup can say so before it waits for the phone."""
+    for path in (root, *root.parents):
+        if not os.path.lexists(path):
+            continue
+        if not path.is_dir():
+            raise errors.ArchiveNotWritableError(
+                f"cannot use {root} as the archive: {path} is a file, not a folder"
+            )
+        if path != root and not os.access(path, os.W_OK | os.X_OK):
+            raise errors.ArchiveNotWritableError(f"cannot create the archive {root}: {path} is not writable")
+        return
+
+
+def _not_an_archive(root: Path) -> str:
+    """Why `root` is no archive, in the words a first-time user needs."""
+    try:
+        empty = not os.path.lexists(root) or (root.is_dir() and not any(root.iterdir()))
+    except OSError:
+        empty = False
+    if empty:
+        return (f"{root} is not an adbvoice archive: nothing has been backed up there yet (back up a phone "
+                "with `adbvoice backup`, or try adbvoice on a built-in phone with `adbvoice demo`)")
+    if not root.is_dir():
+        return f"{root} is a file, not an archive folder"
+    return f"{root} is not an adbvoice archive (no {PRIVATE_DIR}/catalog.sqlite)"
+
+
 class Archive:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -255,10 +286,13 @@ class Archive:
         root = root.expanduser().absolute()
         archive = cls(root)
         if not create:
+            if not root.is_dir():  # nothing there yet, or a file: say which, before looking inside
+                raise errors.NotAnArchiveError(_not_an_archive(root))
             archive.notices = archive.check()
             if not archive.catalog_path.exists():
-                raise errors.NotAnArchiveError(f"{root} is not an adbvoice archive (no {PRIVATE_DIR}/catalog.sqlite)")
+                raise errors.NotAnArchiveError(_not_an_archive(root))
             return archive
+        refuse_unusable(root)
         try:
             root.mkdir(mode=DIR_MODE, exist_ok=True, parents=True)
             archive.check()  # before anything is created or removed inside it

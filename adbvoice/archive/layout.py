@@ -38,6 +38,14 @@ _PAGE_TEMP = re.compile(r"\.voice-notes\.html\.[0-9a-f]{8}\.tmp")
 NAME_MAX = 255  # bytes, the limit of ext4, btrfs, xfs and exFAT
 # Room kept below NAME_MAX for a collision suffix such as "-12".
 SUFFIX_ROOM = 8
+# Filesystems that refuse Windows' forbidden names (a USB stick, an exFAT card, an NTFS
+# disk through ntfs-3g, which shows as fuseblk as exFAT's FUSE driver does, a NAS share):
+# on them every name is made portable(), the same way on every run.
+PORTABLE_FILESYSTEMS = frozenset({"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fuseblk", "cifs", "smb3", "smbfs"})
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{d}{n}" for d in ("COM", "LPT") for n in "123456789"}
+)
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,22 @@ class SafeName:
     changed: bool  # True when the phone's bytes could not be used as they are
 
 
-def safe_name(raw: bytes) -> SafeName:
+def portable(part: str) -> str:
+    """`part` as FAT, exFAT, NTFS and SMB take it: `< > : " | ? *` become `_`, so do
+    trailing dots and spaces (Windows drops them), and a reserved device name (`CON`,
+    `NUL`, `COM1`..., with any extension) gets a leading `_`."""
+    cleaned = "".join("_" if ch in _WINDOWS_FORBIDDEN else ch for ch in part)
+    kept = cleaned.rstrip(". ")
+    cleaned = kept + "_" * (len(cleaned) - len(kept))
+    if cleaned.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        cleaned = "_" + cleaned
+    return cleaned
+
+
+def safe_name(raw: bytes, *, portable_names: bool = False) -> SafeName:
     """A file name that is valid UTF-8, holds no separator or control character, is not
-    `.`/`..`, and fits the filesystem's 255 bytes with room for a collision suffix."""
+    `.`/`..`, and fits the filesystem's 255 bytes with room for a collision suffix; with
+    `portable_names`, also one that FAT, exFAT, NTFS and SMB take (portable())."""
     text = raw.decode("utf-8", "replace")
     if text.isascii() and text.isprintable() and "/" not in text and "\\" not in text:
         cleaned = text  # nearly every name: no character to look up one by one
@@ -58,6 +79,8 @@ def safe_name(raw: bytes) -> SafeName:
         )
     if cleaned.strip(".") == "":
         cleaned = "_" + cleaned
+    if portable_names:
+        cleaned = portable(cleaned)
     cleaned = _fit(cleaned, NAME_MAX - SUFFIX_ROOM)
     return SafeName(cleaned, cleaned.encode() != raw)
 
@@ -86,13 +109,14 @@ def with_suffix_number(name: str, number: int) -> str:
 
 
 @functools.lru_cache(maxsize=64)  # the same source and device for every note of a run
-def _safe_component(value: str) -> str:
-    return safe_name(value.encode()).name.replace(" ", "_") if value else "unknown"
+def _safe_component(value: str, portable_names: bool) -> str:
+    return safe_name(value.encode(), portable_names=portable_names).name.replace(" ", "_") if value else "unknown"
 
 
 @dataclass(frozen=True)
 class Layout:
     template: str
+    portable_names: bool = False  # the archive is on one of PORTABLE_FILESYSTEMS
 
     @classmethod
     def parse(cls, template: str) -> Layout:
@@ -112,7 +136,7 @@ class Layout:
         parts = template.split("/")
         if template.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise LayoutError(f"--layout {template!r}: must be a relative path without empty, '.' or '..' parts")
-        if parts[0] == PRIVATE_DIR:
+        if parts[0].lower() == PRIVATE_DIR:
             raise LayoutError(f"--layout {template!r}: {PRIVATE_DIR}/ is adbvoice's own folder")
         if "{name}" not in parts[-1] and not ("{stem}" in parts[-1] and "{ext}" in parts[-1]):
             raise LayoutError(f"--layout {template!r}: the last part must contain {{name}} (or {{stem}} and {{ext}})")
@@ -131,12 +155,19 @@ class Layout:
             "name": name,
             "stem": stem if dot else name,
             "ext": ext if dot else "",
-            "source": _safe_component(source),
-            "device": _safe_component(device),
+            "source": _safe_component(source, self.portable_names),
+            "device": _safe_component(device, self.portable_names),
         }
-        parts = [_fit(p, NAME_MAX - SUFFIX_ROOM) for p in self.template.format(**values).split("/")]
-        if any(p in ("", ".", "..") for p in parts) or parts[0] == PRIVATE_DIR:
+        parts = self.template.format(**values).split("/")
+        if self.portable_names:
+            parts = [portable(p) for p in parts]
+        parts = [_fit(p, NAME_MAX - SUFFIX_ROOM) for p in parts]
+        if any(p in ("", ".", "..") for p in parts):
             raise LayoutError(f"--layout {self.template!r} gives an unusable path for {name!r}")
+        if parts[0].lower() == PRIVATE_DIR:
+            # A phone called ".adbvoice" under {device}: any case, for filesystems that
+            # ignore it (FAT, exFAT, NTFS, APFS), and the same on every filesystem.
+            parts[0] = "_" + parts[0]
         return PurePosixPath(*parts)
 
 

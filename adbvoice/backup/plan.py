@@ -70,7 +70,7 @@ def make_plan(
     for entry in entries:
         source = source_of(entry.path, sources)
         raw_name = entry.path.rsplit(b"/", 1)[-1]
-        name = safe_name(raw_name)
+        name = safe_name(raw_name, portable_names=layout.portable_names)
         if source is None:
             continue
         shown = text_path(entry.path)

@@ -12,7 +12,9 @@ from dataclasses import replace
 
 from adbvoice import errors
 from adbvoice.archive.catalog import Catalog
-from adbvoice.archive.folder import Archive, HeldLock
+from adbvoice.archive.durability import filesystem_type
+from adbvoice.archive.folder import Archive, HeldLock, refuse_unusable
+from adbvoice.archive.layout import PORTABLE_FILESYSTEMS
 from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.plan import Candidate, Plan, make_plan
 from adbvoice.backup.publish import Publisher, Retry
@@ -50,21 +52,49 @@ def copy_deadline_s(config: BackupConfig, files: int, nbytes: int) -> float:
     return SURVEY_TIMEOUTS * config.connect.io_timeout_s + nbytes / SLOWEST_BYTES_PER_S + files * PER_FILE_S
 
 
-def backup(config: BackupConfig, on_event: Callable[[Event], None], cancel: CancelToken | None = None) -> RunReport:
+def backup(
+    config: BackupConfig,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken | None = None,
+    report: RunReport | None = None,
+) -> RunReport:
+    """Run one backup; `report` (a fresh one by default) is filled as it goes, so a caller
+    holding it knows, when the run fails, which phone answered and what was saved."""
     cancel = cancel or CancelToken()
-    report = RunReport(dry_run=config.dry_run)
+    report = report or RunReport(dry_run=config.dry_run)
+    config = _for_filesystem(config)
     if config.dry_run:
         return _dry_run(config, report, on_event)
-    archive = Archive.open(config.archive, create=True)
-    report.warnings.extend(archive.notices)
-    c = config.connect
-    with archive.lock(c.connect_timeout_s + c.auth_timeout_s + SURVEY_TIMEOUTS * c.io_timeout_s + MARGIN_S) as held:
-        archive.sweep_tmp()
-        catalog = Catalog.open(archive.catalog_path)
-        try:
-            return _backup_locked(config, archive, held, catalog, report, on_event, cancel)
-        finally:
-            catalog.close()
+    root = config.archive.expanduser().absolute()
+    phone = None
+    if not Archive(root).private.is_dir():
+        # A new archive is created only once the phone has answered: a run that cannot
+        # connect leaves no empty folder behind. An existing one is locked first, so a
+        # second run exits at once without touching the phone (a USB phone has one user).
+        refuse_unusable(root)
+        phone = _connect(config, on_event)
+    try:
+        archive = Archive.open(root, create=True)
+        report.lasting.extend(archive.notices)  # lasting too: told once, not every night
+        c = config.connect
+        with archive.lock(c.connect_timeout_s + c.auth_timeout_s + SURVEY_TIMEOUTS * c.io_timeout_s + MARGIN_S) as held:
+            archive.sweep_tmp()
+            catalog = Catalog.open(archive.catalog_path)
+            try:
+                phone = phone or _connect(config, on_event)
+                return _backup_locked(config, archive, held, catalog, phone, report, on_event, cancel)
+            finally:
+                catalog.close()
+    finally:
+        if phone is not None:
+            phone.close()
+
+
+def _for_filesystem(config: BackupConfig) -> BackupConfig:
+    """Names FAT, exFAT, NTFS and SMB take, where the archive is on one of them (decided
+    by the filesystem's type, so the same on every run there)."""
+    portable_names = filesystem_type(config.archive.expanduser().absolute()) in PORTABLE_FILESYSTEMS
+    return replace(config, layout=replace(config.layout, portable_names=portable_names))
 
 
 def _connect(config: BackupConfig, on_event: Callable[[Event], None]) -> Phone:
@@ -151,11 +181,11 @@ def _backup_locked(
     archive: Archive,
     held: HeldLock,
     catalog: Catalog,
+    phone: Phone,
     report: RunReport,
     on_event: Callable[[Event], None],
     cancel: CancelToken,
 ) -> RunReport:
-    phone = _connect(config, on_event)
     run_id = None
     try:
         survey, sources = _survey(phone, config, report, catalog)
@@ -177,11 +207,13 @@ def _backup_locked(
         error = _lost(exc, report)
         _record(catalog, run_id, report, error)
         raise error from exc
+    except errors.InterruptedRun as exc:
+        error = errors.InterruptedRun(f"interrupted; {_saved(report)} before it stopped, the next run copies the rest")
+        _record(catalog, run_id, report, error)
+        raise error from exc
     except errors.AdbVoiceError as exc:
         _record(catalog, run_id, report, exc)
         raise
-    finally:
-        phone.close()
     catalog.remember_reported(identity.serial, report.lasting, complete=not survey.unchanged)
     _record(catalog, run_id, report, None)
     return report
@@ -282,9 +314,13 @@ def _refresh(phone: Phone, pending: list[Candidate], report: RunReport) -> list[
     return fresh
 
 
-def _lost(exc: LinkClosed, report: RunReport) -> errors.AdbVoiceError:
+def _saved(report: RunReport) -> str:
     done = len(report.new_notes)
-    saved = f"{done} new note{'s' if done != 1 else ''} archived and complete"
+    return f"{done} new note{'s' if done != 1 else ''} archived and complete"
+
+
+def _lost(exc: LinkClosed, report: RunReport) -> errors.AdbVoiceError:
+    saved = _saved(report)
     if isinstance(exc, PhoneMisbehaved):
         return exc.error(f"stopped: {exc}, which no real phone does; {saved}, nothing else taken from it")
     return errors.ConnectionLostError(f"lost the phone during the backup ({exc}); {saved}, run again to copy the rest")

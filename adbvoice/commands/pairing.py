@@ -8,12 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
-import segno
 import typer
 
 from adbvoice import errors
-from adbvoice.commands.common import JsonOpt, VerboseOpt, call
+from adbvoice.commands.common import JsonOpt, VerboseOpt, call, fail
 from adbvoice.display import printable
+from adbvoice.unattended.phones import KnownPhone
 from adbvoice.unattended.settings import resolve
 
 app = typer.Typer()
@@ -26,7 +26,7 @@ def _adb_key() -> Path:
     return resolve({})["adb_key"]
 
 
-def _said(phone) -> str:
+def _said(phone: KnownPhone) -> str:
     details = ", ".join(x for x in (phone.model, phone.serial) if x)
     return f"{printable(phone.name)}" + (f" ({printable(details)})" if details else "")
 
@@ -48,6 +48,8 @@ def pair(
 
     Example: adbvoice pair 192.168.1.20:37125
     """
+    import segno
+
     from adbvoice.phone.pairing import check_code, new_invitation, parse_pairing_address
     from adbvoice.unattended.pairing import pair_by_code, pair_by_qr
     from adbvoice.unattended.phones import default_state_dir
@@ -68,11 +70,16 @@ def pair(
     else:
         host, port = call(verbose, lambda: parse_pairing_address(address))
         if code is None:
-            code = typer.prompt("Pairing code", hide_input=True, err=True)
+            try:
+                code = typer.prompt("Pairing code", hide_input=True, err=True)
+            except typer.Abort:  # no terminal and nothing on stdin (a script, cron)
+                raise fail(errors.PairingInputError(
+                    "no pairing code: give it after the address, or run this on a terminal"), verbose) from None
         digits = call(verbose, lambda: check_code(code))
         phone = call(verbose, lambda: pair_by_code(state, host, port, digits, key, name))
-    print(f"paired: {_said(phone)} now trusts this computer; `adbvoice backup --wifi` finds it by its GUID "
-          f"{printable(phone.guid)}")
+    guid = "" if phone.name == phone.guid else f", GUID {printable(phone.guid)}"
+    print(f"paired: {_said(phone)} now trusts this computer{guid}; `adbvoice backup --wifi` finds it on the "
+          "network from now on")
 
 
 @app.command()
@@ -90,8 +97,9 @@ def phones(
     from adbvoice.phone.pairing import CONNECT_SERVICE
     from adbvoice.unattended.phones import default_state_dir, known
 
-    remembered = call(verbose, lambda: known(default_state_dir()))
-    seen = call(verbose, lambda: mdns.browse(CONNECT_SERVICE, timeout)) if remembered and timeout else []
+    remembered = call(verbose, lambda: known(default_state_dir()), as_json=json_out)
+    seen = (call(verbose, lambda: mdns.browse(CONNECT_SERVICE, timeout), as_json=json_out)
+            if remembered and timeout else [])
     rows = []
     for phone in remembered:
         now = next((s for s in seen if s.instance.startswith(phone.guid)), None)
@@ -106,7 +114,8 @@ def phones(
     for row, phone in zip(rows, remembered):
         where = f"on the network at {row['address']}" if row["visible"] else \
             f"not seen now (last at {phone.host}:{phone.port})" if phone.port else "not seen now"
-        print(f"{_said(phone)}  {printable(phone.guid)}  {printable(where)}")
+        guid = "" if phone.name == phone.guid else f"  {printable(phone.guid)}"
+        print(f"{_said(phone)}{guid}  {printable(where)}")
 
 
 @app.command()

@@ -12,6 +12,7 @@ import typer
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call
+from adbvoice.display import printable
 from adbvoice.unattended.settings import Settings, resolve
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def transcribe_after_backup(settings: Settings, cancel: CancelToken, *, quiet: b
         print(f"adbvoice: warning: the backup is complete, but transcribing failed: {exc}", file=sys.stderr)
         return
     for message in report.skipped if not quiet else ():
-        print(f"warning: not transcribed: {message}", file=sys.stderr)
+        print(f"warning: not transcribed: {printable(message)}", file=sys.stderr)
     if not quiet and (report.transcribed or report.skipped):
         print(report.summary_line())
 
@@ -102,9 +103,9 @@ def transcribe_after_backup(settings: Settings, cancel: CancelToken, *, quiet: b
 def transcribe(
     archive: ArchiveArg = None,
     model: Annotated[Optional[str], typer.Option(metavar="NAME|PATH", help="A faster-whisper model name "
-                     "(tiny, base, small, large-v3-turbo, …; fetched once) or a CTranslate2 model folder.")] = None,
-    language: Annotated[Optional[str], typer.Option(metavar="CODE", help="Every note is in this language (en, es, …): "
-                        "no detection.")] = None,
+                     "(tiny, base, small, large-v3-turbo and others; fetched once) or a CTranslate2 model folder.")] = None,
+    language: Annotated[Optional[str], typer.Option(metavar="CODE", help="Every note is in this language (en, es "
+                        "and so on): no detection.")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonOpt = False,
@@ -126,7 +127,7 @@ def transcribe(
     else:
         for message in report.skipped:
             if not quiet:
-                print(f"warning: skipped {message}", file=sys.stderr)
+                print(f"warning: skipped {printable(message)}", file=sys.stderr)
         if not quiet:
             print(report.summary_line())
     raise typer.Exit(report.exit_code)
@@ -156,10 +157,10 @@ def search(
     terminal = sys.stdout.isatty()
     for hit in hits:
         at = f", from {minutes_seconds(hit.at_s)}" if hit.at_s is not None else ""
-        print(f"{hit.note.recorded_on or '?'}  {minutes_seconds(hit.note.duration_s)}  {hit.note.archive_path}"
-              f"  ({hit.transcript.language}{at})")
-        context = "".join(f"{BOLD}{text}{PLAIN}" if hit_ and terminal else f"[{text}]" if hit_ else text
-                          for text, hit_ in hit.pieces)
+        print(printable(f"{hit.note.recorded_on or '?'}  {minutes_seconds(hit.note.duration_s)}  "
+                        f"{hit.note.archive_path}  ({hit.transcript.language}{at})"))
+        context = "".join(f"{BOLD}{printable(text)}{PLAIN}" if hit_ and terminal else f"[{printable(text)}]" if hit_
+                          else printable(text) for text, hit_ in hit.pieces)
         print(f"    {context}")
     if terminal or not hits:
         print(f"{len(hits):,} note{'s' if len(hits) != 1 else ''} found", file=sys.stderr)

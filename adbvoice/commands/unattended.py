@@ -19,17 +19,21 @@ from adbvoice.commands.common import (
     IncludeAudioOpt,
     LayoutOpt,
     LogFileOpt,
+    NoIncludeAudioOpt,
+    PhoneOpt,
     SerialOpt,
     TcpOpt,
     VerboseOpt,
+    WifiOpt,
     call,
+    either,
     fail,
 )
-from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
+from adbvoice.commands.notices import NoNotifyAlwaysOpt, NoNotifyOpt, NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve
+from adbvoice.unattended.settings import SETTINGS, backup_config, config_path, resolve, wifi_choice
 
 app = typer.Typer()
 config_app = typer.Typer(help="The config file: where it is, and the settings every command resolves.")
@@ -40,29 +44,38 @@ app.add_typer(config_app, name="config")
 def watch(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     interval: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
     ] = 5.0,
     log_file: LogFileOpt = None,
-    notify: NotifyOpt = None,
-    notify_always: NotifyAlwaysOpt = None,
+    notify: NotifyOpt = False,
+    no_notify: NoNotifyOpt = False,
+    notify_always: NotifyAlwaysOpt = False,
+    no_notify_always: NoNotifyAlwaysOpt = False,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
-    include_audio: IncludeAudioOpt = None,
+    include_audio: IncludeAudioOpt = False,
+    no_include_audio: NoIncludeAudioOpt = False,
     layout: LayoutOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Wait for phones and back each one up once every time it is plugged in (or, with
-    --tcp, every time it becomes reachable); stop with Ctrl-C.
+    --tcp or --wifi, every time it becomes reachable); stop with Ctrl-C.
 
-    Example: adbvoice watch --tcp 192.168.1.20
+    Example: adbvoice watch --tcp 192.168.1.20, or adbvoice watch --wifi
     """
     from adbvoice.unattended.watch import Result, Watcher
 
-    flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, notify_always=notify_always,
-                 serial=serial, adb_key=adb_key, include_audio=include_audio, layout=layout)
+    flags = call(verbose, lambda: dict(
+        archive=archive, tcp=tcp, log_file=log_file, serial=serial, adb_key=adb_key, layout=layout,
+        notify=either(notify, no_notify, "notify"), notify_always=either(notify_always, no_notify_always, "notify-always"),
+        include_audio=either(include_audio, no_include_audio, "include-audio"), wifi=wifi or None, phone=phone,
+    ))
     settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(settings))
+    choice = call(verbose, lambda: wifi_choice(settings))
     log = call(verbose, lambda: RunLog.open(settings["log_file"])) if settings["log_file"] else None
     printer = EventPrinter(quiet=False, verbose=verbose)
     notices = notifier(settings, log, quiet=False)
@@ -88,7 +101,7 @@ def watch(
 
     cancel = CancelToken()
     watcher = Watcher(config, interval_s=interval, on_event=with_prompts(printer, notices), on_result=on_result,
-                      cancel=cancel, log=log)
+                      cancel=cancel, log=log, wifi_choice=choice)
     try:
         with signals_cancel(cancel):
             call(verbose, watcher.run)
@@ -108,6 +121,8 @@ def schedule(
                            "the phone in is all it takes (notifying, unless notify = false).")
     ] = False,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     log_file: LogFileOpt = None,
     cron: Annotated[bool, typer.Option("--cron", help="A line for your crontab.")] = False,
     systemd: Annotated[bool, typer.Option("--systemd", help="A systemd user service (and timer).")] = False,
@@ -135,7 +150,9 @@ def schedule(
         raise fail(errors.UsageError("--install and --uninstall do opposite things: choose one"), verbose)
     if watch and every is not None:
         raise fail(errors.UsageError("--watch backs up whenever the phone arrives: it takes no --every"), verbose)
-    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file)))
+    settings = call(verbose, lambda: resolve(dict(archive=archive, tcp=tcp, log_file=log_file, wifi=wifi or None,
+                                                  phone=phone)))
+    call(verbose, lambda: wifi_choice(settings))  # --tcp with --wifi is refused here, not at every run
     root: Path = settings["archive"]
     kind = "watch" if watch else "backup"
     if uninstall:

@@ -11,17 +11,13 @@ Closing the dialog closes its port: what a computer arriving late finds.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from adbvoice.emulator.mdns import Announcement
 from adbvoice.phone.pairing_wire import (
@@ -50,14 +46,6 @@ def _phone_key() -> rsa.RSAPrivateKey:
         return _KEY
 
 
-def _certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Adb")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
-
-
 class _Refused(Exception):
     """The secret was right but what came with it is not a computer's key."""
 
@@ -69,10 +57,11 @@ def new_code() -> str:
 class PairingDialog:
     """One open pairing dialog: listens on `port` until closed or until one pairing succeeds.
 
-    `on_paired(key_text)` is called with the paired computer's adb public key."""
+    `on_paired(key_text)` is called with the paired computer's adb public key, before the
+    GUID goes back; with `answer_first`, in adbd's own order, the GUID goes first."""
 
     def __init__(self, guid: str, secret: str, on_paired: Callable[[str], None], *, host: str = "127.0.0.1",
-                 port: int = 0, service: str | None = None) -> None:
+                 port: int = 0, service: str | None = None, answer_first: bool = False) -> None:
         self.guid = guid
         self.secret = secret
         self.host = host
@@ -80,8 +69,9 @@ class PairingDialog:
         self.failures: list[str] = []
         self.paired_keys: list[str] = []
         self._on_paired = on_paired
+        self._answer_first = answer_first
         key = _phone_key()
-        self._context = tls_context(key, _certificate(key))
+        self._context = tls_context(key)
         self._listener = socket.create_server((host, port))
         self.port = self._listener.getsockname()[1]
         self._done = threading.Event()
@@ -115,7 +105,8 @@ class PairingDialog:
         channel = PairingChannel(sock, self._context, server=True,
                                  deadline=time.monotonic() + _EXCHANGE_TIMEOUT_S)
         try:
-            channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid), self._accept)
+            channel.exchange(self.secret.encode("ascii"), PeerInfo(DEVICE_GUID, self.guid), self._accept,
+                             answer_first=self._answer_first)
         except (PairingRefused, PairingClosed, PairingProtocolError, _Refused) as exc:
             self.failures.append(str(exc))
 

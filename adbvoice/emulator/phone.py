@@ -160,14 +160,16 @@ class EmulatedPhone:
             path.write_text(f"adb-{self.serial}-{secrets.token_urlsafe(4)[:6]}")
         return path.read_text()
 
-    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0) -> PairingDialog:
+    def open_pairing(self, secret: str | None = None, *, service: str | None = None, port: int = 0,
+                     answer_first: bool = False) -> PairingDialog:
         """Open Wireless debugging's pairing dialog: with a code (a new one if None), or,
         given the QR code's `service` name, with its password as `secret`. Close it to
         close its port."""
         if service is not None and secret is None:
             raise ValueError("a QR code always carries a password")
         return PairingDialog(self.guid, secret if secret is not None else new_code(),
-                             self._gatekeeper.allow, host=self.host, port=port, service=service)
+                             self._gatekeeper.allow, host=self.host, port=port, service=service,
+                             answer_first=answer_first)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -24,6 +24,11 @@ class ServerError(Exception):
     """The adb server answered FAIL."""
 
 
+class ServerProtocolError(Exception):
+    """What answered on the server's port broke the smart-socket protocol (a length that
+    is not four hex digits): not an adb server, or a broken one."""
+
+
 @dataclass(frozen=True)
 class ServerDevice:
     serial: str
@@ -51,9 +56,16 @@ def _request(sock: socket.socket, service: str) -> None:
     if status == b"OKAY":
         return
     if status == b"FAIL":
-        length = int(_recv_exact(sock, 4), 16)
-        raise ServerError(_recv_exact(sock, length).decode("utf-8", "replace"))
-    raise LinkClosed(f"the adb server answered {status!r}")
+        raise ServerError(_recv_exact(sock, _length(sock)).decode("utf-8", "replace"))
+    raise LinkClosed(f"the adb server sent {status!r} where OKAY or FAIL belongs")
+
+
+def _length(sock: socket.socket) -> int:
+    """A smart-socket length: four hex digits (so at most 64 KiB follow)."""
+    digits = _recv_exact(sock, 4)
+    if not all(c in b"0123456789abcdefABCDEF" for c in digits):
+        raise ServerProtocolError(f"a length that is not four hex digits: {digits!r}")
+    return int(digits, 16)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -70,12 +82,12 @@ def query(port: int, service: str, timeout: float = 5.0) -> str:
     """A host service answering one length-prefixed string (host:devices-l, features...)."""
     with _connect(port, timeout) as sock:
         _request(sock, service)
-        length = int(_recv_exact(sock, 4), 16)
-        return _recv_exact(sock, length).decode("utf-8", "replace")
+        return _recv_exact(sock, _length(sock)).decode("utf-8", "replace")
 
 
 def list_devices(port: int | None = None) -> list[ServerDevice] | None:
-    """The phones a running adb server holds, or None when no server is listening."""
+    """The phones a running adb server holds, or None when no server is listening;
+    ServerProtocolError when what listens there is not speaking adb's protocol."""
     try:
         text = query(port or server_port(), "host:devices-l", timeout=2.0)
     except (OSError, LinkClosed, ServerError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adbvoice import errors
 from adbvoice.display import capped
-from adbvoice.phone import adbserver, keys, tls, usb
+from adbvoice.phone import adbserver, keys, usb
 from adbvoice.phone.connection import (
     AdbLink,
     AuthRefused,
@@ -25,6 +25,7 @@ from adbvoice.phone.connection import (
     TlsRefused,
 )
 from adbvoice.phone.device import Phone, PhoneIdentity
+from adbvoice.phone.wire import WireError, what_answered
 
 DEFAULT_TCP_PORT = 5555
 PROMPT_TEXT = "Unlock the phone and tap \"Allow\" on the \"Allow USB debugging?\" prompt (waiting up to {timeout:g} s)"
@@ -90,6 +91,8 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
 
         def start_tls(raw: Pipe) -> Pipe:
             """A Wireless-debugging port asked for TLS: it is noticed, not configured."""
+            from adbvoice.phone import tls  # X.509 costs every run ~30 ms of imports: only when asked
+
             assert isinstance(raw, TcpPipe)
             try:
                 return tls.start_tls(raw, options.adb_key, options.io_timeout_s)
@@ -97,9 +100,16 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
                 raise errors.AdbKeyError(f"cannot use the adb key {options.adb_key} for TLS: {exc}") from exc
 
         return _handshake(pipe, options, signer, on_prompt, f"{host}:{port}", f"tcp {host}:{port}", start_tls)
-    served = adbserver.list_devices()
-    if served:
-        return _through_server(served, options, on_prompt)
+    try:
+        served = adbserver.list_devices()
+        if served:
+            return _through_server(served, options, on_prompt)
+    except (adbserver.ServerError, adbserver.ServerProtocolError, LinkClosed) as exc:
+        said = f"FAIL: {exc}" if isinstance(exc, adbserver.ServerError) else str(exc)
+        raise errors.AdbServerError(
+            f"the adb server on port {adbserver.server_port()} broke adb's protocol ({said}): restart it "
+            "(`adb kill-server`), or use --tcp"
+        ) from exc
     return _over_usb(options, signer, on_prompt)
 
 
@@ -144,6 +154,11 @@ def _handshake(
         raise exc.error(f"{serial}: {exc}; not an Android phone, or a broken one") from exc
     except LinkClosed as exc:
         link.close()
+        if isinstance(exc.__cause__, WireError):  # its bytes are shown with -v, as the cause
+            raise errors.HostUnreachableError(
+                f"{what_answered(exc.__cause__.header)} answered at {serial}, not an Android phone: is this "
+                f"the phone's address, and the port of its Wi-Fi debugging ({DEFAULT_TCP_PORT} unless set otherwise)?"
+            ) from exc
         raise errors.HostUnreachableError(f"{serial} is not answering as an Android phone: {exc}") from exc
     model = capped(banner.props.get("ro.product.model") or banner.props.get("ro.product.name") or "Android phone")
     if link.in_tls:

@@ -4,6 +4,10 @@ A phone with Wireless debugging on announces `_adb-tls-connect._tcp` (instance n
 GUID, a port that changes every time Wireless debugging is turned on) and, while a pairing
 dialog is open, `_adb-tls-pairing._tcp`. Only names, addresses and ports are used: the TXT
 records' content changed in 2025 (AOSP adb `client/transport_mdns.cpp`), so nothing leans on it.
+
+zeroconf is imported when a search starts, not with this module: every command (a cron
+backup over USB included) imports this module through the settings, and zeroconf alone
+takes about a fifth of a second to import.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
+if TYPE_CHECKING:
+    from zeroconf import ServiceStateChange, Zeroconf
 
 # How long one resolve of a name found by the browser may take; the phone answers at once.
 _RESOLVE_MS = 1500
+# A home network announces a handful; a network that floats thousands is not listened to past this.
+_MAX_NAMES = 256
 
 
 @dataclass(frozen=True)
@@ -43,19 +51,21 @@ class _Collector:
         self.changed = threading.Condition()
 
     def on_change(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        from zeroconf import ServiceStateChange
+
         with self.changed:
             if state_change is ServiceStateChange.Removed:
                 self.names = [n for n in self.names if n != name]
-            elif name not in self.names:
+            elif name not in self.names and len(self.names) < _MAX_NAMES:
                 self.names.append(name)
             self.changed.notify_all()
 
 
-def _resolve(zc: Zeroconf, service_type: str, name: str, deadline: float) -> Service | None:
-    """The name's address and port, asked for no later than `deadline` (plus one short
-    resolve, so a name seen at the last moment is still resolved)."""
-    left_ms = max(200, min(_RESOLVE_MS, int((deadline - time.monotonic()) * 1000)))
-    info = zc.get_service_info(service_type, name, timeout=left_ms)
+def _resolve(zc: Zeroconf, service_type: str, name: str, left_ms: int) -> Service | None:
+    """The name's address and port (from the cache when the announcement brought them)."""
+    from zeroconf import IPVersion
+
+    info = zc.get_service_info(service_type, name, timeout=min(_RESOLVE_MS, left_ms))
     if info is None or not info.port:
         return None
     addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
@@ -66,29 +76,39 @@ def _resolve(zc: Zeroconf, service_type: str, name: str, deadline: float) -> Ser
 
 def _search(service_type: str, timeout: float, wanted: str | None) -> list[Service]:
     """Browse for `timeout` seconds (all of it for a listing; until a match for a search)."""
+    from zeroconf import ServiceBrowser, Zeroconf
+
     service_type = full_type(service_type)
     deadline = time.monotonic() + timeout
     collector = _Collector()
-    zc = Zeroconf()
+    try:
+        zc = Zeroconf()
+    except OSError:
+        # No interface takes multicast (a sandbox, a host with only loopback closed to it):
+        # the same as a network that drops mDNS -- nothing is found, callers fall back.
+        return []
     try:
         browser = ServiceBrowser(zc, service_type, handlers=[collector.on_change])
         try:
             resolved: dict[str, Service] = {}
             while True:
                 with collector.changed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
                     pending = [n for n in collector.names if n not in resolved]
                     if not pending:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
                         collector.changed.wait(left)
                         continue
                 for name in pending:
+                    left_ms = int((deadline - time.monotonic()) * 1000)
+                    if left_ms <= 0:  # the deadline holds however many names keep coming
+                        break
                     instance = _instance_of(name, service_type)
                     if wanted is not None and not instance.startswith(wanted):
                         resolved[name] = Service(instance, "", 0)
                         continue
-                    service = _resolve(zc, service_type, name, deadline)
+                    service = _resolve(zc, service_type, name, left_ms)
                     resolved[name] = service or Service(instance, "", 0)
                     if service is not None and wanted is not None:
                         return [service]

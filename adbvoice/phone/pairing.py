@@ -10,7 +10,6 @@ under from then on. The protocol is in pairing_wire; every failure here is an ad
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
 import socket
@@ -19,35 +18,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from adbvoice import errors
 from adbvoice.phone import keys
-from adbvoice.phone.pairing_wire import (
-    DEVICE_GUID,
-    RSA_PUB_KEY,
-    PairingChannel,
-    PairingClosed,
-    PairingProtocolError,
-    PairingRefused,
-    PeerInfo,
-    tls_context,
-)
 
 PAIRING_SERVICE = "_adb-tls-pairing._tcp"
 CONNECT_SERVICE = "_adb-tls-connect._tcp"
 _CODE = re.compile(r"[0-9]{6}")
-# The QR flow's password: what Android Studio makes (letters and digits), long enough
-# that guessing it in one try of SPAKE2 is hopeless.
+# The QR flow's password: letters and digits (nothing the WIFI: text would need to
+# escape), 16 of them (~95 bits), so that guessing it in SPAKE2's one try is hopeless.
 _QR_ALPHABET = string.ascii_letters + string.digits
 _QR_PASSWORD_LENGTH = 16
-# x509_generator.cpp: C=US O=Android CN=Adb, serial 1, ten years, a CA that may sign.
-_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-                   x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Android"),
-                   x509.NameAttribute(NameOID.COMMON_NAME, "Adb")])
 
 
 @dataclass(frozen=True)
@@ -93,20 +76,6 @@ def check_code(code: str) -> str:
     return digits
 
 
-def _certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    public = key.public_key()
-    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                          encipher_only=False, decipher_only=False)
-    return (x509.CertificateBuilder().subject_name(_NAME).issuer_name(_NAME).public_key(public)
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(key, hashes.SHA256()))
-
-
 def _host_identity(key_path: Path) -> tuple[rsa.RSAPrivateKey, str]:
     """The adb key (created as adb creates it if missing) and its public line."""
     keys.load_signer(key_path)
@@ -123,6 +92,18 @@ def _host_identity(key_path: Path) -> tuple[rsa.RSAPrivateKey, str]:
 def pair(host: str, port: int, secret: str, key_path: Path, timeout: float = 15.0) -> str:
     """Pair with the phone's pairing service at host:port using the code (or the QR
     password); the phone's GUID. The phone trusts `key_path`'s key from then on."""
+    # pyOpenSSL and libsodium load when a pairing starts, not with every command.
+    from adbvoice.phone.pairing_wire import (
+        DEVICE_GUID,
+        RSA_PUB_KEY,
+        PairingChannel,
+        PairingClosed,
+        PairingProtocolError,
+        PairingRefused,
+        PeerInfo,
+        tls_context,
+    )
+
     key, public_line = _host_identity(key_path)
     where = f"{host}:{port}"
     deadline = time.monotonic() + timeout
@@ -139,7 +120,7 @@ def pair(host: str, port: int, secret: str, key_path: Path, timeout: float = 15.
         raise errors.PairingClosedError(f"cannot reach {where}: {exc.strerror or exc}") from exc
     with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        channel = PairingChannel(sock, tls_context(key, _certificate(key)), server=False, deadline=deadline)
+        channel = PairingChannel(sock, tls_context(key), server=False, deadline=deadline)
         try:
             answer = channel.exchange(secret.encode("ascii"), PeerInfo(RSA_PUB_KEY, public_line))
         except PairingRefused as exc:

@@ -17,6 +17,7 @@ not open, and the side that saw it closes the connection.
 
 from __future__ import annotations
 
+import datetime
 import socket
 import struct
 import time
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from adbvoice.phone.spake2 import Spake2, Spake2Error
@@ -47,6 +49,10 @@ PEER_INFO_SIZE = 8192
 RSA_PUB_KEY = 0
 DEVICE_GUID = 1
 _READ = 65536
+_ADB_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Android"),
+                       x509.NameAttribute(NameOID.COMMON_NAME, "Adb")])
+_CERTIFICATE_LIFETIME = datetime.timedelta(days=3650)
 
 
 class PairingClosed(Exception):
@@ -83,12 +89,28 @@ class PeerInfo:
             raise PairingProtocolError("peer info that is not ASCII") from None
 
 
-def tls_context(key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> SSL.Context:
-    """TLS 1.3 only, showing `certificate`, asking for the peer's and accepting any."""
+def adb_certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """The self-signed certificate adb makes from an RSA key (crypto/x509_generator.cpp):
+    C=US O=Android CN=Adb, serial 1, ten years, a CA that may sign."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    public = key.public_key()
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False)
+    return (x509.CertificateBuilder().subject_name(_ADB_NAME).issuer_name(_ADB_NAME).public_key(public)
+            .serial_number(1).not_valid_before(now).not_valid_after(now + _CERTIFICATE_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+def tls_context(key: rsa.RSAPrivateKey) -> SSL.Context:
+    """TLS 1.3 only, showing the key's adb certificate, asking for the peer's and accepting any."""
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_3_VERSION)
     context.set_max_proto_version(SSL.TLS1_3_VERSION)
-    context.use_certificate(certificate)
+    context.use_certificate(adb_certificate(key))
     context.use_privatekey(key)
     # Pairing authenticates by the code, not by certificates (tls_connection.cpp's
     # SetCertVerifyCallback returning 1); the peer must still show one.
@@ -184,14 +206,14 @@ class PairingChannel:
         return counter.to_bytes(8, "little") + bytes(4)
 
     # -- the exchange ----------------------------------------------------------------
-    def exchange(self, code: bytes, mine: PeerInfo,
-                 accept: Callable[[PeerInfo], None] | None = None) -> PeerInfo:
+    def exchange(self, code: bytes, mine: PeerInfo, accept: Callable[[PeerInfo], None] | None = None,
+                 answer_first: bool = False) -> PeerInfo:
         """Handshake, SPAKE2, then PeerInfo both ways; the peer's PeerInfo.
 
-        AOSP's sides both send their PeerInfo before reading the other's. The server here
-        reads first and calls `accept` (which may raise to refuse) before it answers, so
-        that once a client holds the phone's GUID, the phone already trusts its key; a
-        client cannot tell the difference (it sends first either way)."""
+        AOSP's sides both send their PeerInfo before reading the other's (a server with
+        `answer_first` does that too). Otherwise the server reads first and calls `accept`
+        (which may raise to refuse) before it answers, so that once a client holds the
+        phone's GUID the phone already trusts its key; a client sends first either way."""
         self.handshake()
         exported = self._tls.export_keying_material(EXPORTER_LABEL, EXPORTED_SIZE, None)
         names = (SERVER_NAME, CLIENT_NAME) if self._server else (CLIENT_NAME, SERVER_NAME)
@@ -203,7 +225,7 @@ class PairingChannel:
             raise PairingProtocolError(str(exc)) from exc
         key = HKDF(algorithm=hashes.SHA256(), length=16, salt=None, info=HKDF_INFO).derive(key_material)
         self._seal = AESGCM(key)
-        if self._server:
+        if self._server and not answer_first:
             theirs = self._open(self._read_frame(PEER_INFO))
             if accept is not None:
                 accept(theirs)
@@ -215,7 +237,10 @@ class PairingChannel:
         except PairingClosed:
             # The phone could not open ours (another code) and hung up without a word.
             raise PairingRefused("the phone hung up after our sealed peer info") from None
-        return self._open(sealed)
+        theirs = self._open(sealed)
+        if accept is not None:
+            accept(theirs)
+        return theirs
 
     def _close(self, plain: bytes) -> bytes:
         assert self._seal is not None

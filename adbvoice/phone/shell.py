@@ -132,7 +132,10 @@ class ShellClient:
                 piece = data[offset : offset + STDIN_PACKET]
                 packets += wire.SHELL_HEADER.pack(wire.SHELL_STDIN, len(piece)) + piece
             packets += wire.SHELL_HEADER.pack(wire.SHELL_CLOSE_STDIN, 0)
-            stream.write(bytes(packets))
+            try:
+                stream.write(bytes(packets))
+            except StreamEnded:
+                pass  # the command ended before it read its stdin (say, no shell to run it): its output tells
         return RunningCommand(stream, v2, limit)
 
     def run(

@@ -52,7 +52,24 @@ HEADER = struct.Struct("<6I")
 
 
 class WireError(Exception):
-    """The peer sent bytes that are not an ADB message; the connection must be closed."""
+    """The peer sent bytes that are not an ADB message; the connection must be closed.
+    `header` holds the bytes that were not a header, to tell what answered instead."""
+
+    def __init__(self, message: str, header: bytes = b"") -> None:
+        super().__init__(message)
+        self.header = header
+
+
+# What other servers say first, by their first bytes: what answered a TCP port that is
+# not a phone's, in words (RFC 9112's status line, RFC 4253's identification string, a TLS
+# record header of RFC 8446: an alert or a handshake).
+_STRANGERS = ((b"HTTP/", "an HTTP server"), (b"SSH-", "an SSH server"), (b"\x15\x03", "a TLS server"),
+              (b"\x16\x03", "a TLS server"))
+
+
+def what_answered(header: bytes) -> str:
+    """`an HTTP server`, ...: who sent `header` instead of an ADB message, in words."""
+    return next((who for start, who in _STRANGERS if header.startswith(start)), "something that does not speak ADB")
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,7 @@ def unpack_header(header: bytes) -> tuple[int, int, int, int, int]:
     """(command, arg0, arg1, data_length, data_check); raises WireError on a bad magic."""
     command, arg0, arg1, length, check, magic = HEADER.unpack(header)
     if magic != command ^ 0xFFFFFFFF or command not in COMMAND_NAMES:
-        raise WireError(f"not an ADB message header: {header.hex()}")
+        raise WireError(f"not an ADB message header: {header.hex()}", header)
     return command, arg0, arg1, length, check
 
 

@@ -117,8 +117,10 @@ def _prune(
             "are the archived ones: nothing deleted"
         )
     report.hash_tool = tool
+    _deadline(phone, config, "listing the phone")
     survey = phone.survey([s.path for s in ALL_SOURCES])
     serial, report.device = survey.identity.serial, survey.identity.label
+    _deadline(phone, config, "looking for the archive on the phone", PROBE_TIMEOUT_S * SLOWEST_HASH_BYTES_PER_S)
     if not config.dry_run:
         _settle_interrupted(phone, catalog, serial)
     _refuse_archive_on_phone(phone, archive, report.device)
@@ -127,14 +129,28 @@ def _prune(
     cutoff = plan.cutoff_for(config.days, config.today or date.today())
     decisions = plan.plan(survey.entries, ALL_SOURCES, chosen, catalog.sightings_on(serial), notes, cutoff, config.days)
     digests = _check_archive(archive, decisions, tool, on_event)
+    _deadline(phone, config, "the phone's hashing", sum(d.size for d in decisions if d.deletable))
     report.decisions = _check_phone(phone, decisions, digests, tool)
+    phone.deadline.clear()  # no deadline runs while the user is asked
     if config.dry_run or not report.deletable:
         return report
     if not confirm(report):
         report.declined = True
         return report
-    _delete(phone, catalog, serial, report, digests, tool, on_event, cancel)
+    _delete(phone, catalog, serial, report, digests, tool, on_event, cancel, config)
     return report
+
+
+# Deadlines a trickle of bytes cannot extend, as a backup has (backup/run.py): listing the
+# phone gets this many I/O timeouts; the phone's hashing (and the hash again before each
+# rm) as many again plus its bytes at the pace of toybox hashing in software on a slow
+# phone.
+PHONE_TIMEOUTS = 20
+SLOWEST_HASH_BYTES_PER_S = 2_000_000
+
+
+def _deadline(phone: Phone, config: PruneConfig, what: str, nbytes: int = 0) -> None:
+    phone.deadline.set(PHONE_TIMEOUTS * config.connect.io_timeout_s + nbytes / SLOWEST_HASH_BYTES_PER_S, what)
 
 
 def _refuse_phone_mount(root: Path) -> None:
@@ -264,6 +280,7 @@ def _delete(
     tool: str,
     on_event: Callable[[Event], None],
     cancel: CancelToken,
+    config: PruneConfig,
 ) -> None:
     ready = report.deletable
     on_event(Event("planned", f"deleting {len(ready):,} notes from {report.device}",
@@ -274,6 +291,7 @@ def _delete(
         batch = ready[start : start + BATCH]
         # Ctrl-C waits for the batch: its outcomes must reach the catalog.
         with cancel.deferred():
+            _deadline(phone, config, "deleting a batch of notes", sum(d.size for d in batch))
             outcomes = _delete_batch(phone, catalog, serial, batch, digests, tool)
         for decision, outcome in zip(batch, outcomes):
             if outcome == scripts.DELETED:

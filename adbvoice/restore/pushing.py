@@ -43,8 +43,8 @@ _BLOCK = 256 * 1024
 _FULL = ("No space left on device", "Disk quota exceeded")
 _NOT_WRITABLE = ("Read-only file system", "Permission denied", "Operation not permitted")
 
-PUSHED, TAKEN, DAMAGED, DIFFERS, FAILED, FULL, NOT_WRITABLE = (
-    "pushed", "taken", "damaged", "differs", "failed", "full", "not writable",
+PUSHED, TAKEN, DAMAGED, DIFFERS, FAILED, FULL, NOT_WRITABLE, NOT_PUSHED = (
+    "pushed", "taken", "damaged", "differs", "failed", "full", "not writable", "not pushed",
 )
 
 
@@ -84,7 +84,8 @@ class _Reader:
         self.error = ""
 
     def chunks(self) -> Iterator[bytes]:
-        sha256, other = hashlib.sha256(), hashlib.new(self._tool)
+        sha256 = hashlib.sha256()
+        other = sha256 if self._tool == "sha256" else hashlib.new(self._tool)  # one pass when they are one
         try:
             # O_NOFOLLOW: a link swapped in for an archived note is not that note.
             fd = os.open(self.upload.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -101,7 +102,8 @@ class _Reader:
                 if not block:
                     break
                 sha256.update(block)
-                other.update(block)
+                if other is not sha256:
+                    other.update(block)
                 self._on_event(Event("bytes", bytes=len(block)))
                 yield block
         self.sha256, self.digest = sha256.hexdigest(), other.hexdigest()
@@ -151,8 +153,12 @@ class Journal:
         os.close(self._fd)
         self._fd = -1
 
-    def sweep_leftovers(self, phone: Phone) -> int:
-        """Remove the temp files of every earlier run on this phone that is no longer alive."""
+    def sweep_leftovers(self, phone: Phone, *, forget: bool = False) -> int:
+        """Remove the temp files of every earlier run on this phone that is no longer alive;
+        with `forget`, their journals too. A run sweeps when it starts and, if it found any,
+        again when it ends, forgetting them then: a killed run's last pushes may still be
+        on their way into the phone (adbd works through what it had received) after the
+        first sweep."""
         swept = 0
         if not self.folder.is_dir():
             return 0
@@ -173,7 +179,8 @@ class Journal:
                 for start in range(0, len(paths), BATCH_FILES):
                     phone.sweep(paths[start : start + BATCH_FILES])
                 swept += len(paths)
-                entry.unlink()
+                if forget:
+                    entry.unlink()
             finally:
                 os.close(fd)
         return swept
@@ -198,24 +205,31 @@ def push_verified(
 ) -> list[Outcome]:
     """Push every upload, a batch at a time: temp name → the phone's hash → final name.
 
-    The batches overlap: while the phone renames one batch (a `mv` per file is what its
-    time goes on), the next one is on its way. Stops after the batch in which the phone said
-    it is full (the rest stay FAILED)."""
+    The batches overlap, so that the link never waits for the phone's checks: while one batch
+    is pushed, the phone hashes the one before and renames the one before that. Stops after
+    the batch in which the phone said it is full (the rest are NOT_PUSHED)."""
     outcomes: list[Outcome] = []
-    renaming: _Batch | None = None
+    hashing: _Batch | None = None  # pushed; the phone hashes it
+    renaming: _Batch | None = None  # hashed; the phone renames it
+    first = 0
     for batch in _batches(uploads):
         cancel.check()
-        pushed = _Batch(phone, batch, len(outcomes) + (len(renaming.uploads) if renaming else 0), tool, journal, on_event)
+        pushed = _Batch(phone, batch, first, tool, journal, on_event)
+        first += len(batch)
         pushed.push()
         if renaming is not None:
             outcomes += renaming.finish()
-        pushed.start_renaming()
-        renaming = pushed
+        renaming, hashing = hashing, pushed
+        if renaming is not None:
+            renaming.start_renaming()
         if pushed.full:
             break
-    if renaming is not None:
-        outcomes += renaming.finish()
-    return outcomes + [Outcome(u) for u in uploads[len(outcomes):]]
+    for batch in (renaming, hashing):
+        if batch is not None:
+            if batch is hashing:
+                batch.start_renaming()
+            outcomes += batch.finish()
+    return outcomes + [Outcome(u, NOT_PUSHED, "the phone is full") for u in uploads[len(outcomes):]]
 
 
 def _batches(uploads: Sequence[Upload]) -> Iterator[Sequence[Upload]]:

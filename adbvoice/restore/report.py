@@ -6,13 +6,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from adbvoice.display import human_bytes, text_path
+from adbvoice.display import human_bytes, printable, text_path
 from adbvoice.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_WARNINGS, AdbVoiceError
 from adbvoice.restore import plan, pushing
 from adbvoice.restore.plan import Decision
 from adbvoice.restore.pushing import Outcome
 
-_FAILED = (pushing.FAILED, pushing.DIFFERS, pushing.FULL, pushing.NOT_WRITABLE)
+_FAILED = (pushing.FAILED, pushing.DIFFERS, pushing.FULL, pushing.NOT_WRITABLE, pushing.NOT_PUSHED)
 
 
 def _files(count: int, word: str = "note") -> str:
@@ -36,7 +36,7 @@ class RestoreReport:
                 outcome = pushed[d.path]
                 found.append((d, "restored" if outcome.state == pushing.PUSHED else outcome.state, outcome.message))
             elif d.action == plan.PUSH:
-                found.append((d, "would restore" if self.dry_run else "not pushed", ""))
+                found.append((d, "would restore", ""))
             else:
                 found.append((d, d.action, d.reason))
         return found
@@ -50,7 +50,8 @@ class RestoreReport:
         lines = []
         for decision, fate, why in self.fates():
             if fate in (plan.CONFLICT, pushing.TAKEN, pushing.DAMAGED, *_FAILED):
-                lines.append(f"{text_path(decision.path)}: {fate}: {why} (archived as {decision.note.archive_path})")
+                lines.append(printable(f"{text_path(decision.path)}: {fate}: {why} (archived as "
+                                       f"{decision.note.archive_path})"))
         return lines
 
     @property
@@ -73,7 +74,7 @@ class RestoreReport:
             head = "nothing to restore"
         tail = [f"{counts[plan.THERE]:,} already there"]
         tail += [f"{counts[fate]:,} {fate}" for fate in (plan.CONFLICT, pushing.DAMAGED, pushing.TAKEN) if counts[fate]]
-        failed = sum(counts[fate] for fate in (*_FAILED, "not pushed"))
+        failed = sum(counts[fate] for fate in _FAILED)
         if failed:
             tail.append(f"{failed:,} not restored")
         if counts[plan.SKIP]:
@@ -111,7 +112,7 @@ class SendReport:
 
     @property
     def failures(self) -> list[str]:
-        return [f"{o.upload.source}: not sent: {o.state}: {o.message}" for o in self.outcomes
+        return [printable(f"{o.upload.source}: not sent: {o.state}: {o.message}") for o in self.outcomes
                 if o.state != pushing.PUSHED]
 
     @property

@@ -98,7 +98,8 @@ def _restore(
     survey = phone.survey([s.path for s in VOICE_SOURCES + AUDIO_SOURCES])
     report = RestoreReport(dry_run=config.dry_run, device=survey.identity.label)
     journal = Journal(config.journal_dir, survey.identity.serial)
-    if not config.dry_run and journal.sweep_leftovers(phone):
+    swept = 0 if config.dry_run else journal.sweep_leftovers(phone)
+    if swept:
         survey = phone.survey([s.path for s in VOICE_SOURCES + AUDIO_SOURCES])
     roots = [root for pair in plan.APPS for root in pair]
     modern = plan.modern_layout(dict(zip(roots, phone.stat_many(roots))), survey.identity.android)
@@ -118,6 +119,8 @@ def _restore(
         clean = True
     finally:
         journal.close(clean=clean)
+    if swept:
+        journal.sweep_leftovers(phone, forget=True)
     report.stopped = pushing.stop_error(report.outcomes, report.device)
     return report
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from adbvoice import errors
 from adbvoice.archive.metadata import read_audio_info
 from adbvoice.cancel import CancelToken
+from adbvoice.display import printable
 from adbvoice.events import Event
 from adbvoice.phone import connect, scripts
 from adbvoice.phone.connect import ConnectOptions
@@ -102,7 +103,8 @@ def _send(
     survey = phone.survey([SEND_FOLDER.decode()])
     report = SendReport(device=survey.identity.label)
     journal = Journal(config.journal_dir, survey.identity.serial)
-    if journal.sweep_leftovers(phone):
+    swept = journal.sweep_leftovers(phone)
+    if swept:
         survey = phone.survey([SEND_FOLDER.decode()])
     there = {entry.path: entry.stat for entry in survey.entries}
     todo = []
@@ -122,6 +124,8 @@ def _send(
         clean = True
     finally:
         journal.close(clean=clean)
+    if swept:
+        journal.sweep_leftovers(phone, forget=True)
     report.stopped = pushing.stop_error(report.outcomes, report.device)
     for where in report.places():
         phone.run_text(scripts.scan_command(where))
@@ -165,7 +169,7 @@ def _same_bytes(phone: Phone, source: Path, target: bytes, tool: str) -> bool:
 def _share(phone: Phone, where: bytes) -> errors.AdbVoiceError | None:
     """Open Android's share sheet for the file, to WhatsApp: a content:// URI of the media
     store's entry, which the scanner creates in its own time, so it is waited for."""
-    shown = where.decode("utf-8", "replace")
+    shown = printable(where.decode("utf-8", "replace"))
     deadline = time.monotonic() + SCAN_WAIT_S
     media_id = scripts.parse_media_id(phone.run_text(scripts.media_id_command(where)))
     while media_id is None and time.monotonic() < deadline:
@@ -177,7 +181,7 @@ def _share(phone: Phone, where: bytes) -> errors.AdbVoiceError | None:
             "yet; the file is on the phone: in WhatsApp, attach › Audio lists it"
         )
     mime = MIME_TYPES.get(os.path.splitext(where.decode("utf-8", "replace"))[1].lower(), "audio/*")
-    failure = scripts.share_failure(phone.run_text(scripts.share_command(media_id, mime)))
+    failure = printable(scripts.share_failure(phone.run_text(scripts.share_command(media_id, mime))) or "")
     if failure:
         return errors.ShareError(
             f"the phone did not open WhatsApp's share sheet ({failure}): is WhatsApp installed? The file is on "

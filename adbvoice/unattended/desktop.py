@@ -44,13 +44,14 @@ def show(notice: Notice) -> None:
 def session_bus_address() -> str:
     """The session bus, as D-Bus clients find it: $DBUS_SESSION_BUS_ADDRESS, else the
     per-user bus a systemd user session keeps at $XDG_RUNTIME_DIR/bus (dbus-user-session),
-    which is all a user service started at login may know of it."""
+    which is all a user service started at login may know of it. Cron sets neither, so
+    the runtime folder logind makes for a logged-in user, /run/user/<uid>, is tried last."""
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
     if address:
         return address
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and Path(runtime, "bus").is_socket():
-        return f"unix:path={Path(runtime, 'bus')}"
+    bus = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}", "bus")
+    if bus.is_socket():
+        return f"unix:path={bus}"
     raise NotificationUnavailable("no desktop session bus here (DBUS_SESSION_BUS_ADDRESS is not set)")
 
 

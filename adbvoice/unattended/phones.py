@@ -47,7 +47,25 @@ def _unusable(path: Path, why: str) -> errors.ConfigError:
     return errors.ConfigError(f"the remembered phones in {path} are not usable: {why}")
 
 
+def _check_folder(state_dir: Path) -> None:
+    """The state folder, if it exists, is a real folder of ours that nobody else may write
+    into (who could, could swap the file); a link is refused, not followed."""
+    try:
+        st = os.lstat(state_dir)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _unusable(_path(state_dir), exc.strerror or str(exc)) from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise _unusable(_path(state_dir), f"{state_dir} is not a folder (a link?)")
+    if st.st_uid != os.geteuid():
+        raise _unusable(_path(state_dir), f"{state_dir} belongs to another user")
+    if st.st_mode & 0o022:
+        raise _unusable(_path(state_dir), f"others may write into {state_dir} (chmod go-w it)")
+
+
 def _read_checked(path: Path) -> bytes | None:
+    _check_folder(path.parent)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -58,7 +76,7 @@ def _read_checked(path: Path) -> bytes | None:
         st = os.fstat(file.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise _unusable(path, "not a regular file")
-        if st.st_uid != os.getuid():
+        if st.st_uid != os.geteuid():
             raise _unusable(path, "owned by another user")
         if st.st_mode & 0o077:
             raise _unusable(path, f"readable by others (mode {stat.S_IMODE(st.st_mode):o}; chmod 600 it)")
@@ -96,6 +114,7 @@ def _write(state_dir: Path, phones: list[KnownPhone]) -> None:
     path = _path(state_dir)
     text = json.dumps({"format": _FORMAT, "phones": [asdict(p) for p in phones]}, indent=2) + "\n"
     temporary = state_dir / f".{FILE_NAME}.{os.getpid()}.tmp"
+    _check_folder(state_dir)
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -48,7 +48,10 @@ def look(options: connect.ConnectOptions) -> list[Sighting]:
         except OSError:
             return []
         return [Sighting(f"{host}:{port}", READY)]
-    served = adbserver.list_devices()
+    try:
+        served = adbserver.list_devices()
+    except adbserver.ServerProtocolError:  # not an adb server: the backup itself says so (exit 71)
+        served = None
     if served:
         found = [Sighting(d.serial, d.state) for d in served if d.state == READY or d.state in WAITING]
     else:
@@ -100,7 +103,9 @@ def backup_once(
             log.write(outcome="absent", exit=errors.EXIT_OK, device=target, duration=since(started),
                       archive=str(config.archive))
         return None
-    report = logged(log, lambda: backup(config, on_event, cancel), archive=config.archive, target=target)
-    if found is not None:
+    so_far = RunReport(dry_run=config.dry_run)
+    report = logged(log, lambda: backup(config, on_event, cancel, so_far), archive=config.archive, target=target,
+                    so_far=so_far)
+    if found is not None and not config.dry_run:  # a dry run changes nothing, the remembered phones included
         wifi.seen(wifi_choice, found, report)
     return report

@@ -77,16 +77,21 @@ class RunLog:
             raise errors.LogFileError(f"cannot write the log file {self.path}: {exc.strerror or exc}") from exc
 
 
-def logged(log: RunLog | None, work: Callable[[], RunReport], *, archive: Path, target: str) -> RunReport:
-    """Run one backup and log how it ended, whether it returns or raises. `target` names
-    the phone when the run ends before it knows who the phone is."""
+def logged(
+    log: RunLog | None, work: Callable[[], RunReport], *, archive: Path, target: str, so_far: RunReport | None = None
+) -> RunReport:
+    """Run one backup and log how it ended, whether it returns or raises. `so_far` is the
+    report the run fills: a run that fails names the phone as it answered (else `target`,
+    as the options name it) and counts the notes it saved."""
     started = time.monotonic()
     try:
         report = work()
     except Exception as exc:
         if log:
-            log.write(outcome=_outcome(exc), exit=getattr(exc, "exit_code", errors.EXIT_INTERNAL), device=target,
-                      duration=since(started), archive=str(archive), message=str(exc) or repr(exc))
+            device = so_far.device if so_far and so_far.device else target
+            saved = {"new": len(so_far.new_notes), "bytes": so_far.bytes_copied} if so_far and so_far.device else {}
+            log.write(outcome=_outcome(exc), exit=getattr(exc, "exit_code", errors.EXIT_INTERNAL), device=device,
+                      **saved, duration=since(started), archive=str(archive), message=str(exc) or repr(exc))
         raise
     if log:
         log.write(outcome=report.outcome, exit=report.exit_code, device=report.device or target,

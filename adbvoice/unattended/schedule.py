@@ -31,7 +31,7 @@ from pathlib import Path
 from adbvoice import errors
 from adbvoice.unattended.settings import FROM_DEFAULT, Settings
 
-_FLAGS = {"tcp": "--tcp", "serial": "--serial", "adb_key": "--adb-key", "layout": "--layout"}
+_FLAGS = {"tcp": "--tcp", "serial": "--serial", "adb_key": "--adb-key", "layout": "--layout", "phone": "--phone"}
 UNIT_MARKER = "# Installed by `adbvoice schedule`; `adbvoice schedule --systemd --uninstall` removes it."
 WATCH_MARKER = "# Installed by `adbvoice schedule --watch`; `adbvoice schedule --watch --systemd --uninstall` removes it."
 
@@ -91,6 +91,8 @@ def _command(settings: Settings, command: str, log_file: Path, options: list[str
         argv.append("--include-audio")
     if settings["notify_always"]:
         argv.append("--notify-always")
+    if settings["wifi"]:
+        argv.append("--wifi")  # the phone's address is looked up by mDNS at each run
     return argv
 
 

@@ -19,7 +19,7 @@ from adbvoice.backup.config import BackupConfig
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.events import Event
-from adbvoice.unattended import presence
+from adbvoice.unattended import presence, wifi
 from adbvoice.unattended.runlog import RunLog
 
 WAITING_TEXT = 'unlock the phone and tap "Allow" on the "Allow USB debugging?" prompt; watching until you do'
@@ -47,8 +47,10 @@ class Watcher:
         on_result: Callable[[Result], None],
         cancel: CancelToken,
         log: RunLog | None,
+        wifi_choice: wifi.WifiChoice | None = None,
     ) -> None:
         self._base = base
+        self._wifi = wifi_choice
         self._interval_s = interval_s
         self._on_event = on_event
         self._on_result = on_result
@@ -70,9 +72,16 @@ class Watcher:
             if self.busy:
                 raise
 
+    def _look(self) -> dict[str, presence.Sighting]:
+        """The phones there now: by mDNS (or its last address) for a remembered Wi-Fi phone."""
+        if self._wifi is None:
+            return {s.key: s for s in presence.look(self._base.connect)}
+        phone, found = wifi.locate(self._wifi, self._base.connect.connect_timeout_s)
+        return {phone.name: presence.Sighting(phone.name, presence.READY)} if found else {}
+
     def _round(self) -> None:
         try:
-            seen = {s.key: s for s in presence.look(self._base.connect)}
+            seen = self._look()
         except errors.AdbVoiceError as exc:  # no USB support, no permission...: say it once
             self._tell("", f"adbvoice: {exc}")
             seen = {}
@@ -86,15 +95,16 @@ class Watcher:
             else:
                 self._tell(key, f"{key}: {WAITING_TEXT}")
         present = ", ".join(sorted(seen)) or "none"
-        self._on_event(Event("info", f"watching {presence.target_of(self._base.connect)}: phones present: {present}"))
+        watched = "the paired phone on Wi-Fi" if self._wifi else presence.target_of(self._base.connect)
+        self._on_event(Event("info", f"watching {watched}: phones present: {present}"))
 
     def _backup(self, key: str) -> None:
         options = self._base.connect
-        config = self._base if options.tcp else replace(self._base, connect=replace(options, serial=key))
+        config = self._base if options.tcp or self._wifi else replace(self._base, connect=replace(options, serial=key))
         self.busy = True
         try:
             report, error = presence.backup_once(config, self._filter(key), self._cancel, log=self._log,
-                                                 if_present=False), None
+                                                 if_present=False, wifi_choice=self._wifi), None
         except errors.InterruptedRun:
             raise  # still busy: the run was cut short
         except errors.AdbVoiceError as exc:

@@ -46,6 +46,13 @@ def test_adb_pair_with_a_wrong_code_fails_and_the_dialog_stays_open(adb36, phone
         assert dialog.open and phone.trusted_keys == set()
 
 
+def test_adb_pairs_and_is_refused_the_same_when_the_phone_answers_first_as_adbd_does(adb36, phone_dir):
+    with EmulatedPhone(phone_dir) as phone, phone.open_pairing("482916", answer_first=True) as dialog:
+        assert adb36.run("pair", dialog.address, "111111", timeout=30).returncode != 0
+        paired = adb36.run("pair", dialog.address, "482916", timeout=30)
+        assert paired.returncode == 0 and f"[guid={phone.guid}]" in paired.stdout.decode(), paired
+
+
 def test_adb_pairs_by_the_service_name_a_scanned_qr_code_announces(adb36, phone_dir):
     name = f"adbvoice-qr{time.monotonic_ns() % 10**8}"
     with EmulatedPhone(phone_dir) as phone, phone.open_pairing("Zq8pW2xLr5Tn0bYc", service=name) as dialog:

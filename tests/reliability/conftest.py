@@ -24,6 +24,7 @@ from tests.conftest import archived_files
 ROWS = (
     "Kill-point sweep",
     "SIGKILL sweep",
+    "Restore SIGKILL sweep",
     "Transport faults",
     "Source changes during copy",
     "Disk full",

@@ -152,3 +152,21 @@ def test_a_phone_sending_far_more_than_it_listed_cannot_fill_the_disk(tmp_path, 
     assert served < 3 * 8 * MB, served  # three attempts, each stopped a little past 1 MiB
     assert run.seconds < 30 and run.peak_mb < 150, (run.seconds, run.peak_mb)
     assert list((archive / ".adbvoice" / "tmp").iterdir()) == []
+
+
+def test_a_prune_through_a_trickling_phone_ends_at_its_deadline_and_deletes_nothing(tree, tmp_path, figures):
+    archive = tmp_path / "archive"
+    with EmulatedPhone(tree.root) as phone:
+        assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 0
+        before = {p: p.read_bytes() for p in tree.root.rglob("*.opus")}
+        with HostilePhone(phone, Hostility(trickle_s=0.2)) as hostile:
+            run = run_watched("prune", archive, "--tcp", hostile.address, "--older-than", "0d", "--yes",
+                              "--io-timeout", "0.5")
+            fired = hostile.fired["trickle"]
+    figures.row("Hostile phones").case(fired=fired > 0, lost=0, partial=0)
+
+    assert fired
+    assert run.exit_code == 67, run.stderr
+    assert "did not finish within 10 s" in one_line(run.stderr)
+    assert run.seconds < 40 and run.peak_mb < 150, (run.seconds, run.peak_mb)
+    assert {p: p.read_bytes() for p in tree.root.rglob("*.opus")} == before
