@@ -44,8 +44,8 @@ def write_notes(sdcard: Path, count: int) -> list[str]:
 
 
 def put_back(pristine: Path, sdcard: Path) -> None:
-    """Refill the phone's folder in place: the emulated phone's shell has it bind-mounted,
-    so a new folder under the same name would be invisible to it."""
+    """The phone's storage as it was, in the same folder: the phone's namespaces bound
+    that folder when it started, so a new folder of the same name would not be its."""
     for entry in sdcard.iterdir():
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
