@@ -17,22 +17,20 @@ not open, and the side that saw it closes the connection.
 
 from __future__ import annotations
 
-import datetime
 import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
+from adbvoice.phone.certificate import adb_certificate
 from adbvoice.phone.spake2 import Spake2, Spake2Error
 
 CLIENT_NAME = b"adb pair client\0"
@@ -49,10 +47,6 @@ PEER_INFO_SIZE = 8192
 RSA_PUB_KEY = 0
 DEVICE_GUID = 1
 _READ = 65536
-_ADB_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Android"),
-                       x509.NameAttribute(NameOID.COMMON_NAME, "Adb")])
-_CERTIFICATE_LIFETIME = datetime.timedelta(days=3650)
 
 
 class PairingClosed(Exception):
@@ -87,22 +81,6 @@ class PeerInfo:
             return cls(raw[0], text.decode("ascii"))
         except UnicodeDecodeError:
             raise PairingProtocolError("peer info that is not ASCII") from None
-
-
-def adb_certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    """The self-signed certificate adb makes from an RSA key (crypto/x509_generator.cpp):
-    C=US O=Android CN=Adb, serial 1, ten years, a CA that may sign."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    public = key.public_key()
-    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                          encipher_only=False, decipher_only=False)
-    return (x509.CertificateBuilder().subject_name(_ADB_NAME).issuer_name(_ADB_NAME).public_key(public)
-            .serial_number(1).not_valid_before(now).not_valid_after(now + _CERTIFICATE_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(usage, critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(key, hashes.SHA256()))
 
 
 def tls_context(key: rsa.RSAPrivateKey) -> SSL.Context:

@@ -17,60 +17,23 @@ instants it encrypts or decrypts, while the socket itself is read and written ou
 
 from __future__ import annotations
 
-import datetime
 import os
 import ssl
 import tempfile
 import threading
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from adbvoice.phone.certificate import adb_certificate
 from adbvoice.phone.connection import LinkClosed, TcpPipe
 
-# x509_generator.cpp: ten years, serial 1, C=US O=Android CN=Adb, a CA that may sign.
-_LIFETIME = datetime.timedelta(days=10 * 365)
-_NAME = x509.Name(
-    [
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Android"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "Adb"),
-    ]
-)
 _RAW_READ = 256 * 1024
 
 
 class TlsHandshakeFailed(LinkClosed):
     """The TLS handshake itself failed: whatever answered is not a Wireless-debugging port."""
-
-
-def certificate_for(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    """The self-signed certificate adb makes from its adbkey for every TLS connection."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_NAME)
-        .issuer_name(_NAME)
-        .public_key(public)
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + _LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
 
 
 def client_context(adb_key: Path) -> ssl.SSLContext:
@@ -86,7 +49,7 @@ def client_context(adb_key: Path) -> ssl.SSLContext:
     # load_cert_chain takes file names only; the certificate is public, the key stays where it is.
     with tempfile.TemporaryDirectory(prefix="adbvoice-tls-") as folder:
         cert_file = os.path.join(folder, "adbkey.crt")
-        Path(cert_file).write_bytes(certificate_for(key).public_bytes(serialization.Encoding.PEM))
+        Path(cert_file).write_bytes(adb_certificate(key).public_bytes(serialization.Encoding.PEM))
         context.load_cert_chain(cert_file, keyfile=str(adb_key))
     return context
 
