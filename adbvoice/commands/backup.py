@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,13 +16,18 @@ from adbvoice import errors
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import (
+    AdbKeyOpt,
     ArchiveArg,
+    AuthTimeoutOpt,
     IncludeAudioOpt,
+    IoTimeoutOpt,
     JsonOpt,
     LayoutOpt,
     LogFileOpt,
     NoIncludeAudioOpt,
     PhoneOpt,
+    QuietOpt,
+    SerialOpt,
     TcpOpt,
     VerboseOpt,
     WifiOpt,
@@ -41,7 +46,7 @@ from adbvoice.commands.notices import (
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, backup_config, resolve, wifi_choice
+from adbvoice.unattended.settings import backup_config, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -83,12 +88,8 @@ def backup(
     tcp: TcpOpt = None,
     wifi: WifiOpt = False,
     phone: PhoneOpt = None,
-    serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
-    adb_key: Annotated[
-        Optional[Path],
-        typer.Option(help="adb's private key; created (0600) if missing, as adb does.",
-                     show_default=str(DEFAULT_ADB_KEY)),
-    ] = None,
+    serial: SerialOpt = None,
+    adb_key: AdbKeyOpt = None,
     include_audio: IncludeAudioOpt = False,
     no_include_audio: NoIncludeAudioOpt = False,
     layout: LayoutOpt = None,
@@ -111,14 +112,10 @@ def backup(
         bool, typer.Option("--no-transcribe", help="No transcribing, whatever the config says.")
     ] = False,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")] = False,
+    quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
-    auth_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
-    ] = 60.0,
-    io_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Give up when the phone sends nothing for this long.")
-    ] = 30.0,
+    auth_timeout: AuthTimeoutOpt = 60.0,
+    io_timeout: IoTimeoutOpt = 30.0,
 ) -> None:
     """Copy every new voice note from the phone into the archive, verified and catalogued.
 

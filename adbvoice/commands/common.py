@@ -7,6 +7,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
@@ -15,7 +16,15 @@ import typer
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.display import printable
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, DEFAULT_ARCHIVE, resolve
+from adbvoice.phone.connect import ConnectOptions
+from adbvoice.unattended.settings import (
+    DEFAULT_ADB_KEY,
+    DEFAULT_ARCHIVE,
+    Settings,
+    connect_options,
+    resolve,
+    wifi_choice,
+)
 
 T = TypeVar("T")
 
@@ -46,6 +55,13 @@ SerialOpt = Annotated[Optional[str], typer.Option(help="Which phone, when severa
 AdbKeyOpt = Annotated[
     Optional[Path],
     typer.Option(help="adb's private key; created (0600) if missing, as adb does.", show_default=str(DEFAULT_ADB_KEY)),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")]
+AuthTimeoutOpt = Annotated[
+    float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
+]
+IoTimeoutOpt = Annotated[
+    float, typer.Option(metavar="SECONDS", help="Give up when the phone sends nothing for this long.")
 ]
 # A setting a flag turns on and another off (the config file decides when neither is given)
 # is two flags, --x and --no-x, read by `either`: one --x/--no-x option takes a column of
@@ -111,3 +127,20 @@ def call(
         return work()
     except Exception as exc:  # noqa: BLE001 - the one place every error is shown
         raise fail(exc, verbose, silent, as_json=as_json) from None
+
+
+def phone_options(settings: Settings, auth_timeout: float, io_timeout: float) -> ConnectOptions:
+    """How to reach the phone, for the commands that reach one by itself: --tcp, USB, or with
+    --wifi the remembered phone's address now (found by mDNS, else its last known one)."""
+    from adbvoice.unattended import wifi as wireless
+
+    options = connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout)
+    choice = wifi_choice(settings)
+    if choice is None:
+        return options
+    known, found = wireless.locate(choice, options.connect_timeout_s)
+    if found is None:
+        raise wireless.not_on_network(known)
+    if not found.by_mdns:
+        print(f"adbvoice: {wireless.fallback_notice(found)}", file=sys.stderr)
+    return replace(options, tcp=(found.host, found.port), serial=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -12,10 +11,24 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call
+from adbvoice.commands.common import (
+    AdbKeyOpt,
+    ArchiveArg,
+    AuthTimeoutOpt,
+    IoTimeoutOpt,
+    JsonOpt,
+    PhoneOpt,
+    QuietOpt,
+    SerialOpt,
+    TcpOpt,
+    VerboseOpt,
+    WifiOpt,
+    call,
+    phone_options,
+)
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import human_bytes, printable, text_path
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
+from adbvoice.unattended.settings import resolve
 from adbvoice.whatsapp import kinds_named
 
 if TYPE_CHECKING:
@@ -31,10 +44,10 @@ _SHOWN = 5  # names shown when asking
 def prune(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
-    serial: Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")] = None,
-    adb_key: Annotated[
-        Optional[Path], typer.Option(help="adb's private key.", show_default=str(DEFAULT_ADB_KEY))
-    ] = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
+    serial: SerialOpt = None,
+    adb_key: AdbKeyOpt = None,
     older_than: Annotated[
         str, typer.Option(metavar="AGE", help="Only notes recorded before this age: days, weeks or years (90d, 12w, 1y).")
     ] = "90d",
@@ -48,14 +61,10 @@ def prune(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (needed without a terminal).")] = False,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")] = False,
+    quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
-    auth_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
-    ] = 60.0,
-    io_timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Give up when the phone sends nothing for this long.")
-    ] = 30.0,
+    auth_timeout: AuthTimeoutOpt = 60.0,
+    io_timeout: IoTimeoutOpt = 30.0,
 ) -> None:
     """Delete from the phone the old voice notes the archive provably holds, to free its space.
 
@@ -69,11 +78,11 @@ def prune(
 
     sources = call(verbose, lambda: _sources(source), as_json=as_json)
     days = call(verbose, lambda: parse_age(older_than), as_json=as_json)
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}),
-                    as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key,
+                                              "wifi": wifi or None, "phone": phone}), as_json=as_json)
     config = PruneConfig(
         archive=settings["archive"],
-        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        connect=call(verbose, lambda: phone_options(settings, auth_timeout, io_timeout), as_json=as_json),
         days=days,
         sources=sources or DEFAULT_SOURCES,
         dry_run=dry_run,

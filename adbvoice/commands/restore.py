@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,21 +12,27 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, JsonOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
+from adbvoice.commands.common import (
+    AdbKeyOpt,
+    ArchiveArg,
+    AuthTimeoutOpt,
+    IoTimeoutOpt,
+    JsonOpt,
+    PhoneOpt,
+    QuietOpt,
+    SerialOpt,
+    TcpOpt,
+    VerboseOpt,
+    WifiOpt,
+    call,
+    fail,
+    phone_options,
+)
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable, text_path
-from adbvoice.phone.connect import ConnectOptions
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, Settings, connect_options, resolve, wifi_choice
+from adbvoice.unattended.settings import resolve
 
 app = typer.Typer()
-
-SerialOpt = Annotated[Optional[str], typer.Option(help="Which phone, when several are attached.")]
-AdbKeyOpt = Annotated[Optional[Path], typer.Option(help="adb's private key.", show_default=str(DEFAULT_ADB_KEY))]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless something went wrong.")]
-AuthTimeoutOpt = Annotated[
-    float, typer.Option(metavar="SECONDS", help="How long to wait for 'Allow USB debugging' on the phone.")
-]
-IoTimeoutOpt = Annotated[float, typer.Option(metavar="SECONDS", help="Give up when the phone sends nothing for this long.")]
 
 
 @app.command()
@@ -68,7 +73,7 @@ def restore(
                                               "wifi": wifi or None, "phone": phone}), as_json=as_json)
     config = RestoreConfig(
         archive=settings["archive"],
-        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
+        connect=call(verbose, lambda: phone_options(settings, auth_timeout, io_timeout), as_json=as_json),
         keep=keep.matches,
         notes=tuple(note or ()),
         dry_run=dry_run,
@@ -129,7 +134,7 @@ def send(
                                               "phone": phone}), as_json=as_json)
     config = SendConfig(
         files=tuple(files),
-        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
+        connect=call(verbose, lambda: phone_options(settings, auth_timeout, io_timeout), as_json=as_json),
         share=share,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
@@ -152,20 +157,3 @@ def send(
     if report.stopped is not None:  # under --json, the report above says it too ("stopped")
         raise fail(report.stopped, verbose)
     raise typer.Exit(report.exit_code)
-
-
-def _where(settings: Settings, auth_timeout: float, io_timeout: float) -> ConnectOptions:
-    """How to reach the phone: --tcp, USB, or with --wifi the remembered phone's address now
-    (found by mDNS, else its last known one, as `backup --wifi` does)."""
-    from adbvoice.unattended import wifi as wireless
-
-    options = connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout)
-    choice = wifi_choice(settings)
-    if choice is None:
-        return options
-    known, found = wireless.locate(choice, options.connect_timeout_s)
-    if found is None:
-        raise wireless.not_on_network(known)
-    if not found.by_mdns:
-        print(f"adbvoice: {wireless.fallback_notice(found)}", file=sys.stderr)
-    return replace(options, tcp=(found.host, found.port), serial=None)
