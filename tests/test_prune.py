@@ -348,3 +348,33 @@ def test_a_backup_after_a_prune_finds_nothing_new_and_sees_a_note_put_back(backe
     assert run_cli("backup", archive, "--tcp", phone.address).exit_code == 0
     row = next(r for r in json.loads(run_cli("ls", archive, "--json").stdout) if r["sha256"] == note.sha256)
     assert row["pruned_at"] is None  # on the phone again
+
+
+def test_prune_wifi_frees_the_paired_phone_found_by_mdns(tmp_path, archive, home):
+    from tests.test_wifi import paired, wifi_phone
+
+    tree = build_phone_tree(tmp_path / "sdcard", notes=8)
+    with wifi_phone(tree, home, tmp_path / "phone-state") as phone:
+        paired(phone)
+        assert run_cli("backup", archive, "--wifi").exit_code in (0, 3)
+        before = phone_files(tree.root)
+        result = run_cli("prune", archive, "--wifi", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    gone = {n.phone_path.removeprefix("/sdcard/") for n in archived_voice_notes(tree)}
+    assert set(before) - set(phone_files(tree.root)) == gone
+    assert len(json.loads(result.stdout)["deleted"]) == len(gone)
+
+
+def test_prune_wifi_with_no_phone_on_the_network_says_what_to_check_and_deletes_nothing(tmp_path, archive, home):
+    from tests.test_wifi import paired, wifi_phone
+
+    tree = build_phone_tree(tmp_path / "sdcard", notes=4)
+    with wifi_phone(tree, home, tmp_path / "phone-state") as phone:
+        paired(phone)
+        assert run_cli("backup", archive, "--wifi").exit_code in (0, 3)
+    before = phone_files(tree.root)  # the phone has left the network (Wireless debugging off)
+    result = run_cli("prune", archive, "--wifi", "--yes")
+    assert result.exit_code == 53
+    assert result.stderr.startswith("adbvoice: ") and result.stderr.count("\n") == 1
+    assert "Wireless debugging is on" in result.stderr
+    assert phone_files(tree.root) == before
