@@ -195,6 +195,31 @@ def _private_folder(folder: Path) -> None:
         raise errors.ArchiveNotWritableError(f"{folder} is not a private folder of this user: not using it")
 
 
+def push_journaled(
+    phone: Phone,
+    uploads: Sequence[Upload],
+    tool: str,
+    journal: Journal,
+    on_event: Callable[[Event], None],
+    cancel: CancelToken,
+    *,
+    swept: int,
+) -> list[Outcome]:
+    """push_verified with this run's journal open: forgotten when the run ends clean, left
+    for the next run's sweep when it does not. `swept` (what the start-of-run sweep found)
+    asks for a sweep at the end too (see Journal.sweep_leftovers)."""
+    journal.open()
+    clean = False
+    try:
+        outcomes = push_verified(phone, uploads, tool, journal, on_event, cancel)
+        clean = True
+    finally:
+        journal.close(clean=clean)
+    if swept:
+        journal.sweep_leftovers(phone, forget=True)
+    return outcomes
+
+
 def push_verified(
     phone: Phone,
     uploads: Sequence[Upload],

@@ -112,15 +112,7 @@ def _restore(
                for d in ready]
     on_event(Event("planned", f"restoring {len(uploads):,} notes to {report.device}",
                    files=len(uploads), bytes=sum(u.size for u in uploads)))
-    journal.open()
-    clean = False
-    try:
-        report.outcomes = pushing.push_verified(phone, uploads, tool, journal, on_event, cancel)
-        clean = True
-    finally:
-        journal.close(clean=clean)
-    if swept:
-        journal.sweep_leftovers(phone, forget=True)
+    report.outcomes = pushing.push_journaled(phone, uploads, tool, journal, on_event, cancel, swept=swept)
     report.stopped = pushing.stop_error(report.outcomes, report.device)
     return report
 

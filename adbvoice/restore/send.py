@@ -117,15 +117,7 @@ def _send(
             todo.append(Upload(upload.source, target, upload.mtime, upload.size))
     on_event(Event("planned", f"sending {len(todo):,} files to {report.device}",
                    files=len(todo), bytes=sum(u.size for u in todo)))
-    journal.open()
-    clean = False
-    try:
-        report.outcomes = pushing.push_verified(phone, todo, tool, journal, on_event, cancel)
-        clean = True
-    finally:
-        journal.close(clean=clean)
-    if swept:
-        journal.sweep_leftovers(phone, forget=True)
+    report.outcomes = pushing.push_journaled(phone, todo, tool, journal, on_event, cancel, swept=swept)
     report.stopped = pushing.stop_error(report.outcomes, report.device)
     for where in report.places():
         phone.run_text(scripts.scan_command(where))
