@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +30,7 @@ from adbvoice.commands.common import (
     WifiOpt,
     call,
     either,
+    signals_cancel,
 )
 from adbvoice.commands.notices import (
     NoNotifyAlwaysOpt,
@@ -49,18 +47,6 @@ from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import backup_config, resolve, wifi_choice
 
 app = typer.Typer()
-
-
-@contextmanager
-def signals_cancel(cancel: CancelToken) -> Iterator[None]:
-    """Ctrl-C and SIGTERM (cron, systemd, kill) both stop the run the clean way."""
-    handler = lambda _signum, _frame: cancel.request()  # noqa: E731
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def print_report(report: RunReport, *, as_json: bool, quiet: bool, verbose: bool) -> None:

@@ -4,9 +4,11 @@ options that mean the same thing everywhere."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
@@ -15,6 +17,7 @@ import typer
 
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
+from adbvoice.cancel import CancelToken
 from adbvoice.display import printable
 from adbvoice.phone.connect import ConnectOptions
 from adbvoice.unattended.settings import (
@@ -144,3 +147,15 @@ def phone_options(settings: Settings, auth_timeout: float, io_timeout: float) ->
     if not found.by_mdns:
         print(f"adbvoice: {wireless.fallback_notice(found)}", file=sys.stderr)
     return replace(options, tcp=(found.host, found.port), serial=None)
+
+
+@contextmanager
+def signals_cancel(cancel: CancelToken) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (cron, systemd, kill) both stop the run the clean way."""
+    handler = lambda _signum, _frame: cancel.request()  # noqa: E731
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -10,7 +10,6 @@ import typer
 
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import (
     AdbKeyOpt,
     ArchiveArg,
@@ -25,6 +24,7 @@ from adbvoice.commands.common import (
     WifiOpt,
     call,
     phone_options,
+    signals_cancel,
 )
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import human_bytes, printable, text_path

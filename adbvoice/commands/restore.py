@@ -11,7 +11,6 @@ import typer
 
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import (
     AdbKeyOpt,
     ArchiveArg,
@@ -27,6 +26,7 @@ from adbvoice.commands.common import (
     call,
     fail,
     phone_options,
+    signals_cancel,
 )
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable, text_path

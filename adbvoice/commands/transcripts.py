@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call
+from adbvoice.commands.common import ArchiveArg, JsonOpt, VerboseOpt, archive_path, call, signals_cancel
 from adbvoice.display import printable
 from adbvoice.unattended.settings import Settings, resolve
 

@@ -12,7 +12,6 @@ import typer
 
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.backup import signals_cancel
 from adbvoice.commands.common import (
     AdbKeyOpt,
     ArchiveArg,
@@ -28,6 +27,7 @@ from adbvoice.commands.common import (
     call,
     either,
     fail,
+    signals_cancel,
 )
 from adbvoice.commands.notices import NoNotifyAlwaysOpt, NoNotifyOpt, NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
