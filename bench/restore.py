@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, LinkProfile
@@ -85,7 +87,8 @@ def _report(rows: dict[str, dict[str, list[tuple[float, int]]]], notes: int, siz
     lines = [
         f"# restore of {notes:,} notes ({size / 1e6:.1f} MB) against `adb push` of the same folder",
         "",
-        f"Written by `python -m bench.restore --notes {notes} --reps {reps}`. One emulated phone per link",
+        f"Written by `python -m bench.restore --notes {notes} --reps {reps}` on {time.strftime('%Y-%m-%d')} at "
+        f"commit {_commit()}. One emulated phone per link",
         "profile: loopback (no shaping), usb2 (35 MB/s, 0.3 ms round trip), wifi (6 MB/s, 8 ms). The fastest",
         "of the repetitions; restore's time includes starting Python, connecting and surveying the phone,",
         "adb's connection is made beforehand. Round trips are counted by the phone (turns in which the host",
@@ -102,6 +105,12 @@ def _report(rows: dict[str, dict[str, list[tuple[float, int]]]], notes: int, siz
         faster = min(seconds for name, (seconds, _) in best.items() if name != "adbvoice restore")
         lines.append(f"| {link} | **restore ÷ the faster adb** | | | **{restore_s / faster:.2f}x** |")
     return "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                          check=False)
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

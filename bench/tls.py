@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from adbvoice.emulator import AuthPolicy, EmulatedPhone, LinkProfile
-from bench.clients import GOOGLE_ADBS, Adbvoice, AdbServer
+from bench.clients import GOOGLE_ADBS, AdbServer, Adbvoice
 from bench.prune import VOICE, write_notes
 
 HERE = Path(__file__).resolve().parent

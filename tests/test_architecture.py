@@ -37,6 +37,9 @@ LIBRARY_HOMES = {
     "nacl": ("adbvoice/phone/spake2.py",),
     "segno": ("adbvoice/commands/pairing.py",),
     "OpenSSL": ("adbvoice/phone/pairing_wire.py", "adbvoice/emulator/"),
+    "brotli": ("adbvoice/emulator/compression.py",),
+    "lz4": ("adbvoice/emulator/compression.py",),
+    "zstandard": ("adbvoice/emulator/compression.py",),
     "faster_whisper": ("adbvoice/speech/engine.py",),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -94,6 +95,7 @@ def test_the_systemd_timer_counts_completed_with_warnings_as_done(archive):
 @pytest.mark.parametrize("command", [
     ["backup", "--tcp", "127.0.0.1:{port}"], ["verify"], ["ls", "--json"], ["ls", "--format", "json"],
     ["stats"], ["info", "1"], ["catalog", "rebuild"], ["prune", "--tcp", "127.0.0.1:{port}", "--dry-run"],
+    ["restore", "--tcp", "127.0.0.1:{port}"],
 ])
 def test_with_json_a_failure_is_still_one_json_document(command, tmp_path):
     port = str(free_port())
@@ -209,18 +211,19 @@ def _commands(group: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> list[
     return found
 
 
-def _summaries(screen: str) -> list[list[str]]:
-    """Each command's summary in a help screen's Commands panel, as the lines it was wrapped into."""
-    rows, inside = [], False
+def _summaries(screen: str) -> tuple[list[list[str]], int]:
+    """Each command's summary in a help screen's Commands panel, as the lines it was wrapped
+    into, and how wide those lines may be."""
+    rows, inside, column = [], False, 0
     for line in screen.splitlines():
         inside = (inside or line.startswith("╭─ Commands")) and not line.startswith("╰")
         if inside and line.startswith("│ "):
-            name, text = line[2:12].strip(), line[12:].rstrip(" │")
-            if name:
-                rows.append([text])
-            else:
-                rows[-1].append(text.strip())
-    return rows
+            if line[2] != " ":  # a command's first line: its name, then where summaries start
+                name = line[2:].split()[0]
+                column = line.index(line[2 + len(name):].lstrip(), 2 + len(name))
+                rows.append([])
+            rows[-1].append(line[column:].rstrip(" │"))
+    return rows, 80 - 2 - column  # the line, less its closing border and the space before it
 
 
 @pytest.mark.parametrize("path", _commands(typer.main.get_command(app)), ids=" ".join)
@@ -229,11 +232,12 @@ def test_every_help_screen_reads_whole_at_80_columns(path, monkeypatch):
     screen = run_cli(*path, "--help").stdout
     lines = screen.splitlines()
     assert lines and all(len(line) <= 80 for line in lines)
-    assert "…" not in screen.replace("15m|1h|1d|…", "")  # no default, no word cut short
-    width = 80 - 2 - 12  # the panel's borders and the column of command names
-    for wrapped in _summaries(screen):  # a summary breaks only where the next word would not fit
+    cut = re.search(r"…(\s*│|  )", screen.replace("15m|1h|1d|…", ""))  # a cell cut short ends in "…"
+    assert cut is None, screen
+    summaries, room = _summaries(screen)
+    for wrapped in summaries:  # a summary breaks only where the next word would not fit
         for line, after in zip(wrapped, wrapped[1:]):
-            assert len(line) + 1 + len(after.split()[0]) > width, wrapped
+            assert len(line) + 1 + len(after.split()[0]) > room, wrapped
     if path == ("backup",):
         assert "{year}/{month}/{day}/{name}." in screen
 

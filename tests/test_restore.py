@@ -260,3 +260,23 @@ def test_on_a_terminal_a_progress_bar_shows_the_notes_going_back(backed_up_phone
     assert process.returncode == 0
     assert f"/{len(lost)} notes" in shown.decode("utf-8", "replace")
     assert stdout.startswith(f"restored {len(lost)} notes")
+
+
+def test_restore_wifi_finds_the_paired_phone_by_mdns(tmp_path, archive, home):
+    from tests.test_wifi import paired, wifi_phone
+
+    tree = build_phone_tree(tmp_path / "sdcard", notes=8)
+    with wifi_phone(tree, home, tmp_path / "phone-state") as phone:
+        paired(phone)
+        assert run_cli("backup", archive, "--wifi").exit_code in (0, 3)
+        lost = wipe(tree.root)
+        result = run_cli("restore", archive, "--wifi", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["restored"] == len(lost)
+    assert {path: phone_files(tree.root).get(path) for path in lost} == lost
+
+
+def test_with_json_an_error_is_a_json_document_too(tmp_path):
+    result = run_cli("restore", tmp_path / "no-archive", "--tcp", "127.0.0.1:1", "--json")
+    assert result.exit_code == 24
+    assert json.loads(result.stdout)["error"]["exit_code"] == 24

@@ -286,6 +286,8 @@ class Archive:
         root = root.expanduser().absolute()
         archive = cls(root)
         if not create:
+            if not root.is_dir():  # nothing there yet, or a file: say which, before looking inside
+                raise errors.NotAnArchiveError(_not_an_archive(root))
             archive.notices = archive.check()
             if not archive.catalog_path.exists():
                 raise errors.NotAnArchiveError(_not_an_archive(root))

@@ -13,11 +13,31 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice import errors
-from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.backup.report import RunReport
 from adbvoice.cancel import CancelToken
-from adbvoice.commands.common import ArchiveArg, JsonOpt, LogFileOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
-from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, announced, notifier, with_prompts
+from adbvoice.commands.common import (
+    ArchiveArg,
+    IncludeAudioOpt,
+    JsonOpt,
+    LayoutOpt,
+    LogFileOpt,
+    NoIncludeAudioOpt,
+    PhoneOpt,
+    TcpOpt,
+    VerboseOpt,
+    WifiOpt,
+    call,
+    either,
+)
+from adbvoice.commands.notices import (
+    NoNotifyAlwaysOpt,
+    NoNotifyOpt,
+    NotifyAlwaysOpt,
+    NotifyOpt,
+    announced,
+    notifier,
+    with_prompts,
+)
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
@@ -69,33 +89,27 @@ def backup(
         typer.Option(help="adb's private key; created (0600) if missing, as adb does.",
                      show_default=str(DEFAULT_ADB_KEY)),
     ] = None,
-    # Two flags rather than one --include-audio/--no-include-audio pair: the pair's second
-    # column narrows every option's help to 21 characters at 80 columns.
-    include_audio: Annotated[
-        bool, typer.Option("--include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached audio).")
-    ] = False,
-    no_include_audio: Annotated[
-        bool, typer.Option("--no-include-audio", help="Do not, whatever the config file or ADBVOICE_INCLUDE_AUDIO say.")
-    ] = False,
-    layout: Annotated[
-        Optional[str],
-        typer.Option(metavar="TEMPLATE", help=f"Where notes go in the archive; by default {DEFAULT_LAYOUT}. Tokens: "
-                     + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=False),
-    ] = None,
+    include_audio: IncludeAudioOpt = False,
+    no_include_audio: NoIncludeAudioOpt = False,
+    layout: LayoutOpt = None,
     log_file: LogFileOpt = None,
-    notify: NotifyOpt = None,
-    notify_always: NotifyAlwaysOpt = None,
+    notify: NotifyOpt = False,
+    no_notify: NoNotifyOpt = False,
+    notify_always: NotifyAlwaysOpt = False,
+    no_notify_always: NoNotifyAlwaysOpt = False,
     if_present: Annotated[
         bool, typer.Option("--if-present", help="For cron: exit 0 saying nothing when no phone is reachable, "
                            "and exit 22 saying nothing when another run holds the archive (a run stuck past "
                            "its own expected end is still reported: exit 68).")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; change nothing.")] = False,
-    transcribe: Annotated[
-        Optional[bool],
-        typer.Option("--transcribe/--no-transcribe", help="Then transcribe the notes not transcribed yet "
-                     "(needs the transcribe extra; see `adbvoice transcribe`).", show_default=False),
-    ] = None,
+    transcribe: Annotated[  # two flags, read by common.either (see IncludeAudioOpt there)
+        bool, typer.Option("--transcribe", help="Then transcribe the notes not transcribed yet "
+                           "(needs the transcribe extra; see `adbvoice transcribe`).")
+    ] = False,
+    no_transcribe: Annotated[
+        bool, typer.Option("--no-transcribe", help="No transcribing, whatever the config says.")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all went well (exit 0); else why.")] = False,
     verbose: VerboseOpt = False,
@@ -114,12 +128,12 @@ def backup(
     """
     from adbvoice.unattended.presence import backup_once, target_of
 
-    if include_audio and no_include_audio:
-        raise fail(errors.UsageError("--include-audio and --no-include-audio: give one of them"), verbose, as_json=as_json)
-    audio = True if include_audio else (False if no_include_audio else None)
-    flags = dict(archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, include_audio=audio,
-                 layout=layout, log_file=log_file, notify=notify, notify_always=notify_always,
-                 wifi=wifi or None, phone=phone, transcribe=transcribe)
+    flags = call(verbose, lambda: dict(
+        archive=archive, tcp=tcp, serial=serial, adb_key=adb_key, layout=layout, log_file=log_file,
+        include_audio=either(include_audio, no_include_audio, "include-audio"),
+        notify=either(notify, no_notify, "notify"), notify_always=either(notify_always, no_notify_always, "notify-always"),
+        wifi=wifi or None, phone=phone, transcribe=either(transcribe, no_transcribe, "transcribe"),
+    ), as_json=as_json)
     settings = call(verbose, lambda: resolve(flags), as_json=as_json)
     choice = call(verbose, lambda: wifi_choice(settings), as_json=as_json)
     config = call(verbose, lambda: backup_config(

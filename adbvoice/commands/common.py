@@ -47,16 +47,28 @@ AdbKeyOpt = Annotated[
     Optional[Path],
     typer.Option(help="adb's private key; created (0600) if missing, as adb does.", show_default=str(DEFAULT_ADB_KEY)),
 ]
+# A setting a flag turns on and another off (the config file decides when neither is given)
+# is two flags, --x and --no-x, read by `either`: one --x/--no-x option takes a column of
+# its own in every help screen, which leaves the help 19 characters at 80 columns.
 IncludeAudioOpt = Annotated[
-    Optional[bool],
-    typer.Option("--include-audio/--no-include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached "
-                 "audio).", show_default=False),
+    bool, typer.Option("--include-audio", help="Also copy 'WhatsApp Audio' (forwarded and attached audio).")
+]
+NoIncludeAudioOpt = Annotated[
+    bool, typer.Option("--no-include-audio", help="Not even if the config file or ADBVOICE_INCLUDE_AUDIO says so.")
 ]
 LayoutOpt = Annotated[
     Optional[str],
-    typer.Option(metavar="TEMPLATE", help="Where notes go in the archive. Tokens: "
-                 + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=DEFAULT_LAYOUT),
+    typer.Option(metavar="TEMPLATE", help=f"Where notes go in the archive; by default {DEFAULT_LAYOUT}. Tokens: "
+                 + ", ".join("{" + t + "}" for t in TOKENS) + ".", show_default=False),
 ]
+
+
+def either(on: bool, off: bool, flag: str) -> bool | None:
+    """The setting a pair of flags gives: True (--x), False (--no-x), None (neither: the
+    config decides); UsageError for both."""
+    if on and off:
+        raise errors.UsageError(f"--{flag} and --no-{flag}: give one of them")
+    return True if on else (False if off else None)
 
 
 def archive_path(given: Path | None) -> Path:

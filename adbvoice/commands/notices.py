@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,15 +16,17 @@ from adbvoice.unattended import notify
 from adbvoice.unattended.runlog import RunLog
 from adbvoice.unattended.settings import Settings
 
+# Two flags each, read by common.either (see IncludeAudioOpt there).
 NotifyOpt = Annotated[
-    Optional[bool],
-    typer.Option("--notify/--no-notify", help="A desktop notification when a backup saved new notes, failed, "
-                 "or waits for a tap on the phone.", show_default=False),
+    bool, typer.Option("--notify", help="A desktop notification when a backup saved new notes, failed, "
+                       "or waits for a tap on the phone.")
 ]
+NoNotifyOpt = Annotated[bool, typer.Option("--no-notify", help="No notification, whatever the config says.")]
 NotifyAlwaysOpt = Annotated[
-    Optional[bool],
-    typer.Option("--notify-always/--no-notify-always", help="--notify, and a notification also when nothing "
-                 "was new.", show_default=False),
+    bool, typer.Option("--notify-always", help="--notify, and a notification also when nothing was new.")
+]
+NoNotifyAlwaysOpt = Annotated[
+    bool, typer.Option("--no-notify-always", help="Not when nothing was new, whatever the config says.")
 ]
 
 

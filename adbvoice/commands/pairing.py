@@ -97,8 +97,9 @@ def phones(
     from adbvoice.phone.pairing import CONNECT_SERVICE
     from adbvoice.unattended.phones import default_state_dir, known
 
-    remembered = call(verbose, lambda: known(default_state_dir()))
-    seen = call(verbose, lambda: mdns.browse(CONNECT_SERVICE, timeout)) if remembered and timeout else []
+    remembered = call(verbose, lambda: known(default_state_dir()), as_json=json_out)
+    seen = (call(verbose, lambda: mdns.browse(CONNECT_SERVICE, timeout), as_json=json_out)
+            if remembered and timeout else [])
     rows = []
     for phone in remembered:
         now = next((s for s in seen if s.instance.startswith(phone.guid)), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,10 +13,11 @@ import typer
 from adbvoice import errors
 from adbvoice.cancel import CancelToken
 from adbvoice.commands.backup import signals_cancel
-from adbvoice.commands.common import ArchiveArg, JsonOpt, TcpOpt, VerboseOpt, call, fail
+from adbvoice.commands.common import ArchiveArg, JsonOpt, PhoneOpt, TcpOpt, VerboseOpt, WifiOpt, call, fail
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable, text_path
-from adbvoice.unattended.settings import DEFAULT_ADB_KEY, connect_options, resolve
+from adbvoice.phone.connect import ConnectOptions
+from adbvoice.unattended.settings import DEFAULT_ADB_KEY, Settings, connect_options, resolve, wifi_choice
 
 app = typer.Typer()
 
@@ -32,6 +34,8 @@ IoTimeoutOpt = Annotated[float, typer.Option(metavar="SECONDS", help="Give up wh
 def restore(
     archive: ArchiveArg = None,
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
     note: Annotated[
@@ -40,7 +44,7 @@ def restore(
     since: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or after DATE (2021-03-07, 2021-03 or 2021).")] = None,
     until: Annotated[Optional[str], typer.Option(metavar="DATE", help="Recorded on or before DATE (a month or year: its end).")] = None,
     device: Annotated[Optional[list[str]], typer.Option(metavar="NAME", help="Archived from this phone (model or serial); repeatable.")] = None,
-    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="personal, business, legacy or audio; repeatable.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(metavar="SOURCE", help="voice, business, legacy or audio (or a source as ls shows it); repeatable.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show where each note would go; put nothing on the phone.")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -58,11 +62,13 @@ def restore(
     from adbvoice.restore.run import restore as run_restore
     from adbvoice.views.listing import make_filter
 
-    keep = call(verbose, lambda: make_filter(since=since, until=until, devices=device or (), sources=source or ()))
-    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key}))
+    keep = call(verbose, lambda: make_filter(since=since, until=until, devices=device or (), sources=source or ()),
+                as_json=as_json)
+    settings = call(verbose, lambda: resolve({"archive": archive, "tcp": tcp, "serial": serial, "adb_key": adb_key,
+                                              "wifi": wifi or None, "phone": phone}), as_json=as_json)
     config = RestoreConfig(
         archive=settings["archive"],
-        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
         keep=keep.matches,
         notes=tuple(note or ()),
         dry_run=dry_run,
@@ -71,7 +77,7 @@ def restore(
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_restore(config, printer, cancel))
+            report = call(verbose, lambda: run_restore(config, printer, cancel), as_json=as_json)
     finally:
         printer.close()
     if as_json:
@@ -85,7 +91,7 @@ def restore(
             printer.warn(message)
         if not quiet or report.exit_code:
             print(report.summary_line())
-    if report.stopped is not None:
+    if report.stopped is not None:  # under --json, the report above says it too ("stopped")
         raise fail(report.stopped, verbose)
     raise typer.Exit(report.exit_code)
 
@@ -94,6 +100,8 @@ def restore(
 def send(
     files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Audio files to put on the phone.", show_default=False)],
     tcp: TcpOpt = None,
+    wifi: WifiOpt = False,
+    phone: PhoneOpt = None,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
     share: Annotated[
@@ -115,18 +123,20 @@ def send(
     from adbvoice.restore.send import send as run_send
 
     if share and len(files) != 1:
-        raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose)
-    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key}))
+        raise fail(errors.UsageError("--share opens the share sheet for one file: give exactly one"), verbose,
+                   as_json=as_json)
+    settings = call(verbose, lambda: resolve({"tcp": tcp, "serial": serial, "adb_key": adb_key, "wifi": wifi or None,
+                                              "phone": phone}), as_json=as_json)
     config = SendConfig(
         files=tuple(files),
-        connect=connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout),
+        connect=call(verbose, lambda: _where(settings, auth_timeout, io_timeout), as_json=as_json),
         share=share,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
     cancel = CancelToken()
     try:
         with signals_cancel(cancel):
-            report = call(verbose, lambda: run_send(config, printer, cancel))
+            report = call(verbose, lambda: run_send(config, printer, cancel), as_json=as_json)
     finally:
         printer.close()
     if as_json:
@@ -139,6 +149,23 @@ def send(
                 print(printable(f"on the phone: {text_path(where)}"))
         if not quiet or report.exit_code:
             print(report.summary_line())
-    if report.stopped is not None:
+    if report.stopped is not None:  # under --json, the report above says it too ("stopped")
         raise fail(report.stopped, verbose)
     raise typer.Exit(report.exit_code)
+
+
+def _where(settings: Settings, auth_timeout: float, io_timeout: float) -> ConnectOptions:
+    """How to reach the phone: --tcp, USB, or with --wifi the remembered phone's address now
+    (found by mDNS, else its last known one, as `backup --wifi` does)."""
+    from adbvoice.unattended import wifi as wireless
+
+    options = connect_options(settings, auth_timeout_s=auth_timeout, io_timeout_s=io_timeout)
+    choice = wifi_choice(settings)
+    if choice is None:
+        return options
+    known, found = wireless.locate(choice, options.connect_timeout_s)
+    if found is None:
+        raise wireless.not_on_network(known)
+    if not found.by_mdns:
+        print(f"adbvoice: {wireless.fallback_notice(found)}", file=sys.stderr)
+    return replace(options, tcp=(found.host, found.port), serial=None)

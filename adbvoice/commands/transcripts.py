@@ -103,9 +103,9 @@ def transcribe_after_backup(settings: Settings, cancel: CancelToken, *, quiet: b
 def transcribe(
     archive: ArchiveArg = None,
     model: Annotated[Optional[str], typer.Option(metavar="NAME|PATH", help="A faster-whisper model name "
-                     "(tiny, base, small, large-v3-turbo, …; fetched once) or a CTranslate2 model folder.")] = None,
-    language: Annotated[Optional[str], typer.Option(metavar="CODE", help="Every note is in this language (en, es, …): "
-                        "no detection.")] = None,
+                     "(tiny, base, small, large-v3-turbo and others; fetched once) or a CTranslate2 model folder.")] = None,
+    language: Annotated[Optional[str], typer.Option(metavar="CODE", help="Every note is in this language (en, es "
+                        "and so on): no detection.")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonOpt = False,

@@ -19,15 +19,17 @@ from adbvoice.commands.common import (
     IncludeAudioOpt,
     LayoutOpt,
     LogFileOpt,
+    NoIncludeAudioOpt,
     PhoneOpt,
     SerialOpt,
     TcpOpt,
     VerboseOpt,
     WifiOpt,
     call,
+    either,
     fail,
 )
-from adbvoice.commands.notices import NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
+from adbvoice.commands.notices import NoNotifyAlwaysOpt, NoNotifyOpt, NotifyAlwaysOpt, NotifyOpt, notifier, with_prompts
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
 from adbvoice.unattended.runlog import RunLog
@@ -48,11 +50,14 @@ def watch(
         float, typer.Option(metavar="SECONDS", min=0.05, help="How often to look for phones.")
     ] = 5.0,
     log_file: LogFileOpt = None,
-    notify: NotifyOpt = None,
-    notify_always: NotifyAlwaysOpt = None,
+    notify: NotifyOpt = False,
+    no_notify: NoNotifyOpt = False,
+    notify_always: NotifyAlwaysOpt = False,
+    no_notify_always: NoNotifyAlwaysOpt = False,
     serial: SerialOpt = None,
     adb_key: AdbKeyOpt = None,
-    include_audio: IncludeAudioOpt = None,
+    include_audio: IncludeAudioOpt = False,
+    no_include_audio: NoIncludeAudioOpt = False,
     layout: LayoutOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -63,9 +68,11 @@ def watch(
     """
     from adbvoice.unattended.watch import Result, Watcher
 
-    flags = dict(archive=archive, tcp=tcp, log_file=log_file, notify=notify, notify_always=notify_always,
-                 serial=serial, adb_key=adb_key, include_audio=include_audio, layout=layout,
-                 wifi=wifi or None, phone=phone)
+    flags = call(verbose, lambda: dict(
+        archive=archive, tcp=tcp, log_file=log_file, serial=serial, adb_key=adb_key, layout=layout,
+        notify=either(notify, no_notify, "notify"), notify_always=either(notify_always, no_notify_always, "notify-always"),
+        include_audio=either(include_audio, no_include_audio, "include-audio"), wifi=wifi or None, phone=phone,
+    ))
     settings = call(verbose, lambda: resolve(flags))
     config = call(verbose, lambda: backup_config(settings))
     choice = call(verbose, lambda: wifi_choice(settings))

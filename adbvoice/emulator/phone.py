@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
+from adbvoice.emulator import compression
 from adbvoice.emulator.auth import AuthPolicy, Gatekeeper
 from adbvoice.emulator.faults import Faults, FaultState
 from adbvoice.emulator.link import LinkProfile
@@ -35,6 +36,10 @@ FEATURES = (
     wire.FEATURE_STAT_V2,
     wire.FEATURE_LS_V2,
     wire.FEATURE_SENDRECV_V2,
+    "sendrecv_v2_dry_run_send",  # SND2's dry-run flag (sync.py), what `adb push -n` asks for
+    "abb",
+    "abb_exec",
+    *compression.features(),  # those whose library is installed
 )
 _STOP_TIMEOUT_S = 5.0
 # What adbd announces its TLS port as (adb's adb_mdns.h, ADB_SERVICE_TLS).
@@ -138,6 +143,11 @@ class EmulatedPhone:
             "ro.product.device": self.device,
             "ro.build.version.release": self.android_release,
             "ro.build.version.sdk": str(self.sdk),
+            # A production ("user") build: adbd cannot run as root (adb root says so).
+            "ro.build.type": "user",
+            "ro.debuggable": "0",
+            # init's record of its services (init/service.cpp, NotifyStateChange).
+            "init.svc.adbd": "running",
         }
 
     @property

@@ -1,10 +1,12 @@
 """The phone's userland: mksh as /system/bin/sh and toybox's applets, run under bubblewrap.
 
-The sandbox runs as uid 2000 ("shell") with no network, PHONE_DIR at
+The sandbox runs as uid 2000 ("shell") with a network of its own (loopback only), PHONE_DIR at
 /storage/emulated/0, /sdcard -> /storage/self/primary -> /storage/emulated/0 as on
 Android 10+, the phone's own /data/local/tmp (shared with its sync service, so a pushed
-file is there for the shell), and a /system holding the applets, getprop and the account
-names that bionic knows by itself. Only /usr of the host is visible, read-only.
+file is there for the shell), and a /system holding the applets, getprop (toolbox.py) and the account
+names that bionic knows by itself. Only /usr of the host is visible, read-only. Every
+command enters the phone's one set of namespaces (namespaces.py), as adbd's children share
+one kernel.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import threading
 import weakref
 from pathlib import Path
 
-from adbvoice.emulator import standins
+from adbvoice.emulator import standins, toolbox
+from adbvoice.emulator.namespaces import NamespaceError, PhoneNamespaces, child_of
 
-TOOLS = ("bwrap", "mksh", "toybox", "setsid")
+TOOLS = ("bwrap", "mksh", "toybox", "setsid", "nsenter", "python3")
 SH = "/system/bin/sh"
 
 
@@ -30,20 +33,23 @@ class SandboxError(Exception):
 
 
 def find_tools() -> dict[str, str]:
-    """Absolute paths of bwrap, mksh, toybox and util-linux's setsid; all but bwrap run
-    inside the sandbox, so they must live under /usr, the only host folder it sees.
+    """Absolute paths of bwrap, nsenter, mksh, toybox, util-linux's setsid and python3 (for
+    dd); all but bwrap and nsenter run inside the sandbox, so they must live under /usr,
+    the only host folder it sees.
     Raises SandboxError naming what is missing."""
     found: dict[str, str] = {}
     missing = []
     for tool in TOOLS:
-        path = shutil.which(tool)
-        if path is None or (tool != "bwrap" and not os.path.realpath(path).startswith("/usr/")):
+        inside = tool not in ("bwrap", "nsenter")
+        # Inside, the system's own (a virtualenv's python3 on PATH lives outside /usr).
+        path = shutil.which(tool, path="/usr/bin:/usr/sbin" if inside else None)
+        if path is None or (inside and not os.path.realpath(path).startswith("/usr/")):
             missing.append(tool)
         else:
             found[tool] = os.path.realpath(path)
     if missing:
         raise SandboxError(
-            f"missing {', '.join(missing)} (Debian packages: bubblewrap mksh toybox util-linux)"
+            f"missing {', '.join(missing)} (Debian packages: bubblewrap mksh toybox util-linux python3)"
         )
     return found
 
@@ -59,30 +65,8 @@ _ACCOUNTS = {
 }
 
 
-def _getprop_script(props: dict[str, str]) -> str:
-    """Android's getprop for a few properties: no argument lists `[key]: [value]`
-    lines sorted by key; `getprop KEY [DEFAULT]` prints the value or DEFAULT."""
-
-    def q(text: str) -> str:
-        return "'" + text.replace("'", "'\\''") + "'"
-
-    listing = "".join(f"  printf '[%s]: [%s]\\n' {q(k)} {q(v)}\n" for k, v in sorted(props.items()))
-    cases = "".join(f"  {q(k)}) printf '%s\\n' {q(v)} ;;\n" for k, v in sorted(props.items()))
-    return (
-        "#!/system/bin/sh\n"
-        'if [ $# -eq 0 ]; then\n'
-        f"{listing}"
-        "  exit 0\n"
-        "fi\n"
-        'case "$1" in\n'
-        f"{cases}"
-        '  *) printf \'%s\\n\' "${2-}" ;;\n'
-        "esac\n"
-    )
-
-
 class Sandbox:
-    """The phone's /system and the bwrap command line around each shell command."""
+    """The phone's /system and the command line around each shell command."""
 
     def __init__(
         self, root: Path, data_local_tmp: Path, props: dict[str, str], device: str, standins: Path | None = None
@@ -94,11 +78,18 @@ class Sandbox:
         self._device = device
         self._tools: dict[str, str] = {}
         self._dir: str | None = None
+        self._namespaces: PhoneNamespaces | None = None
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen[bytes]] = set()
 
+    @property
+    def namespaces(self) -> PhoneNamespaces:
+        assert self._namespaces is not None
+        return self._namespaces
+
     def start(self) -> None:
-        """Build /system/bin and check that a command runs; raises SandboxError."""
+        """Build /system/bin, start the phone's namespaces and check that a command runs;
+        raises SandboxError."""
         self._tools = find_tools()
         self._dir = tempfile.mkdtemp(prefix="adbvoice-phone-")
         # Removed by close(), or at interpreter exit for a phone nobody stopped.
@@ -110,53 +101,50 @@ class Sandbox:
         ).stdout.split()
         for applet in [b"toybox", *applets]:
             name = os.fsdecode(applet)
-            if name not in ("sh", "getprop") and "/" not in name:
+            if name not in ("sh", *toolbox.COMMANDS) and "/" not in name:
                 os.symlink(self._tools["toybox"], os.path.join(bin_dir, name))
         os.symlink(self._tools["mksh"], os.path.join(bin_dir, "sh"))
+        toolbox.install(Path(bin_dir), Path(self._dir, "properties"), self._props)
         etc_dir = os.path.join(self._dir, "system", "etc")
         os.makedirs(etc_dir)
         for name, text in _ACCOUNTS.items():
             with open(os.path.join(etc_dir, name), "w") as f:
                 f.write(text)
-        getprop = os.path.join(bin_dir, "getprop")
-        with open(getprop, "w") as f:
-            f.write(_getprop_script(self._props))
-        os.chmod(getprop, 0o755)
         if self._standins:
             standins.install(os.path.join(self._dir, "system"))
+        self._namespaces = PhoneNamespaces(self._bwrap_argv(), self._tools["nsenter"], self._tools["python3"])
         try:
+            self._namespaces.start()
             probe = subprocess.run(
                 self.argv(b"exit 0"), env=self.env(None),
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as e:
+        except (NamespaceError, OSError, subprocess.TimeoutExpired) as e:
             self.close()
             raise SandboxError(f"bwrap did not run: {e}") from None
         if probe.returncode != 0:
             self.close()
             message = probe.stderr.decode("utf-8", "replace").strip()
-            raise SandboxError(f"bwrap failed ({probe.returncode}): {message}")
+            raise SandboxError(f"the phone's shell failed ({probe.returncode}): {message}")
 
     def close(self) -> None:
-        """Kill every command still running and remove /system."""
+        """Kill every command still running, end the namespaces and remove /system."""
         with self._lock:
             procs, self._procs = self._procs, set()
         for proc in procs:
             _kill(proc)
+        if self._namespaces is not None:
+            self._namespaces.close()
+            self._namespaces = None
         if self._dir is not None:
             self._remove_dir()
             self._dir = None
 
-    def argv(self, command: bytes | None, pty: bool = False) -> list[str | bytes]:
-        """bwrap + `/system/bin/sh -c CMD`, or a login shell if None (adbd execs
-        `-/system/bin/sh`; bwrap cannot set argv[0], and mksh's -l means the same).
-
-        On a PTY, adbd's child opens it after setsid(), which makes it the controlling
-        terminal (job control, SIGHUP when the host goes); util-linux's `setsid --ctty`
-        does that inside the sandbox (toybox's -c only sets the foreground group)."""
+    def _bwrap_argv(self) -> list[str | bytes]:
+        """bwrap with the phone's namespaces and mounts, up to the command."""
         assert self._dir is not None
         lib64 = ["--symlink", "usr/lib64", "/lib64"] if os.path.isdir("/usr/lib64") else []
-        sandbox: list[str | bytes] = [
+        return [
             self._tools["bwrap"],
             "--unshare-user", "--uid", "2000", "--gid", "2000",
             "--unshare-pid", "--unshare-net", "--unshare-ipc",
@@ -168,6 +156,7 @@ class Sandbox:
             *lib64,
             "--proc", "/proc",
             "--dev", "/dev",
+            "--bind", os.path.join(self._dir, "properties"), toolbox.PROPERTIES,
             "--ro-bind", os.path.join(self._dir, "system"), "/system",
             "--symlink", "/system/etc", "/etc",
             "--bind", self._root, "/storage/emulated/0",
@@ -177,11 +166,18 @@ class Sandbox:
             *(["--bind", self._standins, standins.RECORDS] if self._standins else []),
             "--chdir", "/",
         ]
-        if pty:
-            sandbox += [self._tools["setsid"], "--ctty", "--wait"]
-        if command is None:
-            return [*sandbox, SH, "-l"]
-        return [*sandbox, SH, "-c", command]
+
+    def argv(self, command: bytes | None, pty: bool = False) -> list[str | bytes]:
+        """`/system/bin/sh -c CMD`, or a login shell if None (adbd execs `-/system/bin/sh`;
+        argv[0] cannot be set here, and mksh's -l means the same), in the phone's
+        namespaces, in a session of its own (adbd's child calls setsid()).
+
+        On a PTY, adbd's child opens it after setsid(), which makes it the controlling
+        terminal (job control, SIGHUP when the host goes); util-linux's `setsid --ctty`
+        does that (toybox's -c only sets the foreground group)."""
+        session = [self._tools["setsid"], *(["--ctty"] if pty else []), "--wait"]
+        shell = [SH, "-l"] if command is None else [SH, "-c", command]
+        return self.namespaces.enter([*session, *shell])
 
     def env(self, term: str | None) -> dict[str, str]:
         """adbd's child environment (shell_service.cpp, ForkAndExec) on top of init's."""
@@ -223,15 +219,35 @@ class Sandbox:
             self._procs.discard(proc)
         return 0x80 | -code if code < 0 else code
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        _kill(proc)
+    def hang_up(self, proc: subprocess.Popen[bytes], pty: int = -1) -> None:
+        """The host closed the stream. adbd sends SIGHUP to the shell it forked
+        (shell_service.cpp, PassDataStreams: "protocol FD died"); on a PTY, closing the
+        master makes the kernel send SIGHUP to the terminal's foreground process group
+        and to the session leader, the shell."""
+        if proc.poll() is not None:
+            return  # reaped: its pid, and its child's, may be another process's by now
+        shell = child_of(proc.pid)
+        if shell is None:
+            return
+        targets = [shell]
+        if pty >= 0:
+            with contextlib.suppress(OSError):
+                group = os.tcgetpgrp(pty)
+                # 0 when the terminal has no foreground group (yet, or any more): kill(-0)
+                # would signal our own process group.
+                if group > 1:
+                    targets.append(-group)
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, signal.SIGHUP)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL bwrap's whole process group (its own session, so the group is its pid): the
-    inner bwrap, PID 1 of the sandbox, is in it, and its death ends everything inside.
-    Killing only the outer bwrap left the inner one behind, orphaned, now and then."""
-    with contextlib.suppress(ProcessLookupError):  # the group has ended already
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
+    """SIGKILL nsenter and the shell it runs: the shell's session is its own pid."""
+    if proc.poll() is not None:
+        return  # reaped: the pid may be another process's by now
+    shell = child_of(proc.pid, timeout=0)
+    for group in (proc.pid, shell):
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
+                os.killpg(group, signal.SIGKILL)

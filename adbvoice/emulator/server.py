@@ -21,8 +21,9 @@ from adbvoice.emulator.auth import Gatekeeper
 from adbvoice.emulator.faults import DROP, FaultState
 from adbvoice.emulator.link import DelayLine, LinkProfile
 from adbvoice.emulator.log import PacketLog, PacketRecord
+from adbvoice.emulator.netsvc import ReverseListeners, connect_tcp, pump
 from adbvoice.emulator.sandbox import SH, Sandbox
-from adbvoice.emulator.services import ShellRequest, SyncRequest, parse_service
+from adbvoice.emulator.services import Request, ReverseRequest, SyncRequest, TcpRequest, parse_service
 from adbvoice.emulator.shell import report_error, run_shell
 from adbvoice.emulator.storage import PhoneStorage
 from adbvoice.emulator.stream import Stream
@@ -33,6 +34,7 @@ from adbvoice.phone import wire
 logger = logging.getLogger(__name__)
 
 _WRITER_EXIT_S = 5.0
+_OPEN_TIMEOUT_S = 10.0  # how long a stream the phone opens waits for the host's answer
 
 # A received message: command, arg0, arg1, data_check, payload.
 _Packet = tuple[int, int, int, int, bytes]
@@ -76,6 +78,7 @@ class Connection:
         self._online = False
         self._token: bytes | None = None
         self._lock = threading.Lock()
+        self._opening = threading.Lock()  # one OPEN answered, or sent, at a time
         self._streams: dict[int, Stream] = {}
         self._threads: list[threading.Thread] = []
         self._timers: list[threading.Timer] = []
@@ -88,6 +91,9 @@ class Connection:
             DelayLine(phone.link, self._dispatch, name + "-in") if phone.link.shaped else None
         )
         self._reader = threading.Thread(target=self._read_loop, name=name + "-read", daemon=True)
+        self._reverse = (
+            ReverseListeners(phone.sandbox.namespaces, self.open_to_host) if phone.sandbox is not None else None
+        )
 
     def start(self) -> None:
         self._reader.start()
@@ -208,6 +214,8 @@ class Connection:
             self._in.close()
         for stream in streams:
             stream.abort()
+        if self._reverse is not None:
+            self._reverse.close()  # adb reverse's listeners belong to their transport
         self.phone.closed(self)
 
     def join(self, timeout: float) -> None:
@@ -353,31 +361,76 @@ class Connection:
             return
         request = parse_service(data)
         # A nonzero arg1 asks for delayed acks, which this phone does not offer.
-        if send_bytes != 0 or request is None:
+        if send_bytes != 0 or request is None or (
+            isinstance(request, (TcpRequest, ReverseRequest)) and self.phone.sandbox is None
+        ):
             self.send(wire.A_CLSE, 0, remote_id)
             return
         service = data.rstrip(b"\0").decode("utf-8", "replace")
-        stream = Stream(self, self.phone.next_stream_id(), remote_id, service)
-        with self._lock:
-            if self._dead:
+        self._start_thread(f"adbd-{service[:20]}", self._accept_open, remote_id, service, request)
+
+    def _accept_open(self, remote_id: int, service: str, request: Request) -> None:
+        """Create the service, then answer the OPEN: OKAY, or CLSE when it cannot be
+        created (adbd's service_to_fd failing, e.g. nothing listens on a tcp: port)."""
+        sock = None
+        # adbd creates a service and answers its OPEN in one turn of its event loop,
+        # before it looks at anything else, such as the connection a reverse listener
+        # accepts from this very connect(): that one's OPEN to the host comes after.
+        with self._opening:
+            if isinstance(request, TcpRequest):
+                assert self.phone.sandbox is not None
+                sock = connect_tcp(self.phone.sandbox.namespaces, request.destination)
+                if sock is None:
+                    self.send(wire.A_CLSE, 0, remote_id)
+                    return
+            stream = Stream(self, self.phone.next_stream_id(), remote_id, service)
+            with self._lock:
+                dead = self._dead
+                if not dead:
+                    self._streams[stream.local_id] = stream
+            if dead:
+                if sock is not None:
+                    sock.close()
                 return
-            self._streams[stream.local_id] = stream
-        self.send(wire.A_OKAY, stream.local_id, remote_id)
-        thread = threading.Thread(
-            target=self._serve, args=(stream, request), name=f"adbd-{service[:20]}", daemon=True
-        )
+            self.send(wire.A_OKAY, stream.local_id, remote_id)
+        if sock is not None:
+            pump(stream, sock)
+        else:
+            self._serve(stream, request)
+
+    def open_to_host(self, destination: bytes) -> Stream | None:
+        """A stream the phone opens (an `adb reverse` connection): OPEN, then the host's
+        OKAY makes it live; None if the host refuses or the transport goes."""
+        stream = Stream(self, self.phone.next_stream_id(), 0, destination.decode("utf-8", "replace"))
+        with self._opening:
+            with self._lock:
+                if self._dead:
+                    return None
+                self._streams[stream.local_id] = stream
+            self.send(wire.A_OPEN, stream.local_id, 0, destination + b"\0")
+        if stream.wait_accepted(_OPEN_TIMEOUT_S):
+            return stream
+        stream.abort()
+        return None
+
+    def _start_thread(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    def _serve(self, stream: Stream, request: SyncRequest | ShellRequest) -> None:
+    def _serve(self, stream: Stream, request: Request) -> None:
         try:
             if isinstance(request, SyncRequest):
                 SyncService(stream, self.phone.storage, self.phone.faults, self.break_link).run()
+            elif isinstance(request, ReverseRequest):
+                assert self._reverse is not None
+                self._reverse.serve(stream, request.command)
             elif self.phone.sandbox is None:
                 # What adbd reports when /system/bin/sh cannot be executed.
                 report_error(stream, request.protocol, f"exec '{SH}' failed: No such file or directory")
             else:
+                assert not isinstance(request, TcpRequest)
                 run_shell(stream, self.phone.sandbox, request)
         except Exception:
             logger.exception("service %r failed", stream.service)
@@ -397,6 +450,8 @@ class Connection:
         if stream is None:
             # The stream is gone; tell the host so it closes its end (adb.cpp, A_OKAY).
             self.send(wire.A_CLSE, local_id, remote_id)
+        elif stream.remote_id == 0:
+            stream.host_accepted(remote_id)  # the answer to an OPEN of ours
         elif stream.remote_id == remote_id and not data:
             stream.host_okayed()
 
@@ -404,7 +459,9 @@ class Connection:
         if local_id == 0:
             return
         stream = self._find(local_id, remote_id)
-        if stream is not None:
+        if stream is not None and stream.remote_id == 0:
+            stream.abort()  # the host refused an OPEN of ours: nothing to answer
+        elif stream is not None:
             stream.close()
 
     def _on_write(self, remote_id: int, local_id: int, data: bytes) -> None:

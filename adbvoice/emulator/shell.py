@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import struct
 import subprocess
 import termios
@@ -85,9 +86,8 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
         return
     if slave >= 0:
         os.close(slave)
-    stream.on_close(lambda: sandbox.kill(proc))
     if request.protocol:
-        _ShellProtocolSession(stream, sandbox, proc, master).run()
+        _ShellProtocolSession(stream, sandbox, proc, master, request.in_process).run()
     else:
         _RawSession(stream, sandbox, proc, master).run()
 
@@ -95,13 +95,40 @@ def run_shell(stream: Stream, sandbox: Sandbox, request: ShellRequest) -> None:
 class _Session:
     """A running command and the threads that carry its bytes. Host input is always
     consumed, even once the command stops reading, so the host is never left waiting
-    for an OKAY (shell_service.cpp, PassInput: "just start dumping")."""
+    for an OKAY (shell_service.cpp, PassInput: "just start dumping").
+
+    When the host closes the stream, adbd sends the shell SIGHUP and closes its ends of
+    the command's output (PassDataStreams), then waits for the shell to exit; what the
+    shell started and left running goes on, as on a phone."""
 
     def __init__(self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int):
         self._stream, self._sandbox, self._proc, self._master = stream, sandbox, proc, master
         self._stdin_fd = master if master >= 0 else _fileno(proc.stdin)
         self._stdin_open = True
         self._input_thread = threading.Thread(target=self._input, name="adbd-shell-in", daemon=True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._state = threading.Lock()
+        self._over = False  # the output ended by itself, or the session is being torn down
+        stream.on_close(self._hang_up)
+
+    def _hang_up(self) -> None:
+        with self._state:
+            if self._over:
+                return
+            self._over = True
+            self._sandbox.hang_up(self._proc, self._master)
+            os.write(self._wake_w, b"x")
+
+    def _output_ended(self) -> None:
+        with self._state:
+            self._over = True
+
+    def _read_output(self, fd: int) -> bytes:
+        """The command's next output, or b"" at its end or once the host hung up."""
+        ready, _, _ = select.select([fd, self._wake_r], [], [])
+        if self._wake_r in ready:
+            return b""
+        return _read_fd(fd)
 
     def _input(self) -> None:
         try:
@@ -122,16 +149,18 @@ class _Session:
             self._stdin_open = False
 
     def _end(self) -> None:
-        """Kill what is left, and close our ends once the input thread let go of them
+        """Wait for the shell, and close our ends once the input thread let go of them
         (the stream is closed by now, so it does)."""
-        self._sandbox.kill(self._proc)
         self._sandbox.reap(self._proc)
         self._input_thread.join()
+        with self._state:
+            self._over = True
         for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if pipe is not None:
                 pipe.close()
-        if self._master >= 0:
-            os.close(self._master)
+        for fd in (self._master, self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
 
 
 def _fileno(pipe: IO[bytes] | None) -> int:
@@ -145,12 +174,19 @@ class _RawSession(_Session):
     def run(self) -> None:
         self._input_thread.start()
         try:
-            while data := _read_fd(self._master):
+            while data := self._read_output(self._master):
                 self._stream.write(data)
+            self._output_ended()
             self._stream.finish()
         except StreamClosed:
             pass
         finally:
+            # adbd's end of the PTY closes with the stream (the terminal hangs up, if the
+            # command had not ended); the stdin thread sees EBADF at worst.
+            with self._state:
+                self._over = True
+                os.close(self._master)
+                self._master = -1
             self._end()
 
     def _take_input(self, data: bytes) -> None:
@@ -160,8 +196,11 @@ class _RawSession(_Session):
 class _ShellProtocolSession(_Session):
     """Shell protocol v2 (shell_protocol.h): [id:u8][length:u32 LE][data] both ways."""
 
-    def __init__(self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int):
+    def __init__(
+        self, stream: Stream, sandbox: Sandbox, proc: subprocess.Popen[bytes], master: int, in_process: bool
+    ):
         super().__init__(stream, sandbox, proc, master)
+        self._in_process = in_process
         self._write_lock = threading.Lock()
         self._inbuf = bytearray()
 
@@ -180,9 +219,15 @@ class _ShellProtocolSession(_Session):
             pump.start()
         for pump in pumps:
             pump.join()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()  # a command that outlives its stream gets EPIPE, as on a phone
         # adbd stops passing data once both outputs are closed, then waits for the
         # process and sends its exit code (Subprocess::WaitForExit).
         code = self._sandbox.reap(self._proc)
+        self._output_ended()  # the shell is gone: nothing to hang up any more
+        if self._in_process:
+            code = 1
         try:
             self._packet(wire.SHELL_EXIT, bytes([code & 0xFF]))
             self._stream.finish()
@@ -197,10 +242,10 @@ class _ShellProtocolSession(_Session):
 
     def _output(self, fd: int, ident: int) -> None:
         try:
-            while data := _read_fd(fd):
+            while data := self._read_output(fd):
                 self._packet(ident, data)
         except StreamClosed:
-            self._sandbox.kill(self._proc)
+            pass
 
     def _take_input(self, data: bytes) -> None:
         header = wire.SHELL_HEADER

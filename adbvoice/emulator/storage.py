@@ -56,6 +56,15 @@ class FileStat:
         )
 
 
+def _shell_may_read(st: os.stat_result) -> bool:
+    """Whether adbd, running as the shell user, may read a file. The sandbox maps our uid
+    to the shell's (2000), so our files are the shell's; the kernel checks this itself
+    unless we are root, whom it lets read everything (a `chmod a-r` file included)."""
+    if os.geteuid() != 0:
+        return True
+    return bool(st.st_mode & (stat.S_IRUSR if st.st_uid == 0 else stat.S_IROTH))
+
+
 def _link_stat(target: bytes, mode: int, ino: int) -> FileStat:
     return FileStat(0, ino, mode, 1, 0, 0, len(target), *(_ANDROID_EPOCH,) * 3)
 
@@ -136,7 +145,11 @@ class PhoneStorage:
         """
         real, _ = self._map(path, follow=True)
         assert real is not None
-        return os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not _shell_may_read(os.fstat(fd)):
+            os.close(fd)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return fd
 
     # -- writing, as adbd's SEND does (daemon/file_sync_service.cpp) ----------------------
 

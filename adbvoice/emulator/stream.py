@@ -63,6 +63,19 @@ class Stream:
             self._cv.notify_all()
             return True
 
+    def host_accepted(self, remote_id: int) -> None:
+        """The host's OKAY to an OPEN of ours (a stream the phone opened, remote_id 0
+        until now): the stream is its `remote_id` from here on."""
+        with self._cv:
+            self.remote_id = remote_id
+            self._cv.notify_all()
+
+    def wait_accepted(self, timeout: float) -> bool:
+        """Wait for the host to accept our OPEN; False if it refused (CLSE) or said nothing."""
+        with self._cv:
+            self._cv.wait_for(lambda: self.remote_id != 0 or self._closed, timeout)
+            return self.remote_id != 0 and not self._closed
+
     def host_okayed(self) -> None:
         with self._cv:
             self._awaiting_okay = False
@@ -96,15 +109,19 @@ class Stream:
 
     def read(self) -> bytes:
         """Everything the host has written and we have not taken yet; blocks while there
-        is nothing. Taking it is what sends the OKAY. Raises StreamClosed."""
+        is nothing. Taking it is what sends the OKAY. Raises StreamClosed once the stream
+        is closed and what the host wrote before its CLSE has been taken: adbd hands a
+        local socket what it received before closing it (sockets.cpp, local_socket_close
+        defers while packets are queued)."""
         with self._cv:
             while not self._inbox and not self._closed:
                 self._cv.wait()
-            if self._closed:
+            if not self._inbox:
                 raise StreamClosed()
             data = b"".join(self._inbox)
-            for _ in range(len(self._inbox)):
-                self.host.send(wire.A_OKAY, self.local_id, self.remote_id)
+            if not self._closed:
+                for _ in range(len(self._inbox)):
+                    self.host.send(wire.A_OKAY, self.local_id, self.remote_id)
             self._inbox.clear()
             return data
 

@@ -17,15 +17,18 @@ import stat
 from collections.abc import Callable
 from typing import NoReturn
 
+from adbvoice.emulator import compression
 from adbvoice.emulator.faults import FaultState
 from adbvoice.emulator.storage import FileStat, PhoneStorage
 from adbvoice.emulator.stream import Stream, StreamClosed
 from adbvoice.phone import wire
 
-# RCV2 flags we can honour: none; SND2: only a dry run. Compression is not offered in our
-# banner; a request for it gets adbd's answer to flags it does not know.
-_SUPPORTED_RECV_FLAGS = 0
-_SUPPORTED_SEND_FLAGS = wire.SYNC_FLAG_DRY_RUN
+# RCV2 flags we can honour: the compressions whose library is here (compression.py);
+# SND2: those and a dry run. Any other gets adbd's answer to flags it does not know.
+_CODECS = compression.available()
+_COMPRESSION_FLAGS = sum(_CODECS)
+_SUPPORTED_RECV_FLAGS = _COMPRESSION_FLAGS
+_SUPPORTED_SEND_FLAGS = wire.SYNC_FLAG_DRY_RUN | _COMPRESSION_FLAGS
 _DATA_READ = 256 * 1024  # a DATA payload is written on as it arrives, this much at a time
 
 logger = logging.getLogger(__name__)
@@ -189,12 +192,20 @@ class SyncService:
     def _recv_v2(self, path: bytes) -> None:
         # adbd reads the setup packet without checking its id, only its flags.
         _, flags = wire.SYNC_RECV_V2.unpack(self._read_exact(wire.SYNC_RECV_V2.size))
+        codec = self._codec(flags)
         unknown = flags & ~_SUPPORTED_RECV_FLAGS
         if unknown:
             self._fail(f"unknown flags: {unknown}")
-        self._recv(path)
+        self._recv(path, codec.encoder() if codec else None)
 
-    def _recv(self, path: bytes) -> None:
+    def _codec(self, flags: int) -> compression.Codec | None:
+        """The one compression a v2 request asks for (do_send_v2, do_recv_v2)."""
+        asked = [flag for flag in _CODECS if flags & flag]
+        if len(asked) > 1:
+            self._fail(f"multiple compression flags received: {flags}")
+        return _CODECS[asked[0]] if asked else None
+
+    def _recv(self, path: bytes, encoder: compression.Encoder | None = None) -> None:
         phone_path = path.decode("utf-8", "surrogateescape")
         if self._faults.fails(phone_path):
             self._fail_errno("open failed", PermissionError(errno.EACCES, "Permission denied"))
@@ -214,13 +225,20 @@ class SyncService:
                     break
                 if first:
                     chunk = self._faults.garble(phone_path, chunk)
-                self._send_data(chunk)
+                self._send_encoded(encoder.encode(chunk) if encoder else chunk)
                 if first and real is not None:
                     self._faults.maybe_grow(phone_path, real)
                 first = False
         finally:
             os.close(fd)
+        if encoder is not None:
+            self._send_encoded(encoder.finish())
         self._send(wire.SYNC_REQUEST.pack(wire.ID_DONE, 0))
+
+    def _send_encoded(self, data: bytes) -> None:
+        """An encoder's output, in DATA packets of at most SYNC_DATA_MAX (none if empty)."""
+        for start in range(0, len(data), wire.SYNC_DATA_MAX):
+            self._send_data(data[start : start + wire.SYNC_DATA_MAX])
 
     def _send_data(self, chunk: bytes) -> None:
         allowed, action = self._faults.admit(len(chunk))
@@ -247,12 +265,16 @@ class SyncService:
 
     def _send_v2(self, path: bytes) -> None:
         _, mode, flags = wire.SYNC_SEND_V2.unpack(self._read_exact(wire.SYNC_SEND_V2.size))
+        codec = self._codec(flags)
         unknown = flags & ~_SUPPORTED_SEND_FLAGS
         if unknown:
             self._fail(f"unknown flags: {unknown}")
-        self._send_file_or_link(path, mode, dry_run=bool(flags & wire.SYNC_FLAG_DRY_RUN))
+        self._send_file_or_link(path, mode, dry_run=bool(flags & wire.SYNC_FLAG_DRY_RUN),
+                                decoder=codec.decoder() if codec else None)
 
-    def _send_file_or_link(self, path: bytes, mode: int, dry_run: bool) -> None:
+    def _send_file_or_link(
+        self, path: bytes, mode: int, dry_run: bool, decoder: compression.Decoder | None = None
+    ) -> None:
         """send_impl: a regular file (or a link that a file replaces) is removed first, so
         a push replaces what was there; the file gets the DONE's mtime."""
         do_unlink = False
@@ -267,11 +289,13 @@ class SyncService:
             mode &= 0o777
             mode |= (mode >> 3) & 0o070  # the user's bits for group and others too
             mode |= (mode >> 3) & 0o007
-            mtime = self._receive_file(path, mode, dry_run, do_unlink)
+            mtime = self._receive_file(path, mode, dry_run, do_unlink, decoder)
         if not dry_run:
             self._storage.set_mtime(path, mtime)
 
-    def _receive_file(self, path: bytes, mode: int, dry_run: bool, do_unlink: bool) -> int:
+    def _receive_file(
+        self, path: bytes, mode: int, dry_run: bool, do_unlink: bool, decoder: compression.Decoder | None
+    ) -> int:
         """handle_send_file: create (making the missing folders), write the DATA as it
         comes, OKAY at DONE. On failure FAIL, then the rest of the file's DATA is read and
         dropped (old hosts write on without reading) and the half file removed."""
@@ -279,7 +303,7 @@ class SyncService:
         try:
             if not dry_run:
                 fd = self._create(path, mode)
-            mtime = self._receive_data(fd)
+            mtime = self._receive_data(fd, decoder)
         except _End:
             self._drain_data()
             if do_unlink:
@@ -308,11 +332,17 @@ class SyncService:
         except OSError as e:
             self._fail_errno("couldn't create file", e)
 
-    def _receive_data(self, fd: int) -> int:
-        """DATA chunks into `fd` (-1: a dry run) until DONE; its mtime."""
+    def _receive_data(self, fd: int, decoder: compression.Decoder | None) -> int:
+        """DATA chunks (decoded, if compressed) into `fd` (-1: a dry run) until DONE; its
+        mtime."""
         while True:
             ident, size = wire.SYNC_REQUEST.unpack(self._read_exact(wire.SYNC_REQUEST.size))
             if ident == wire.ID_DONE:
+                if decoder is not None:
+                    try:
+                        decoder.finish()
+                    except compression.CodecError:
+                        self._fail("decompress failed")
                 return size
             if ident != wire.ID_DATA:
                 self._fail("invalid data message")
@@ -323,6 +353,11 @@ class SyncService:
                 if action is not None:
                     self._break_link(action)
                     raise _LinkBroken(action)
+                if decoder is not None:
+                    try:
+                        piece = decoder.decode(piece)
+                    except compression.CodecError:
+                        self._fail("decompress failed")
                 if fd >= 0:
                     try:
                         _write_all(fd, piece)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adbvoice import errors
 from adbvoice.display import capped
-from adbvoice.phone import adbserver, keys, tls, usb
+from adbvoice.phone import adbserver, keys, usb
 from adbvoice.phone.connection import (
     AdbLink,
     AuthRefused,
@@ -91,6 +91,8 @@ def connect(options: ConnectOptions, on_prompt: Callable[[str], None]) -> Phone:
 
         def start_tls(raw: Pipe) -> Pipe:
             """A Wireless-debugging port asked for TLS: it is noticed, not configured."""
+            from adbvoice.phone import tls  # X.509 costs every run ~30 ms of imports: only when asked
+
             assert isinstance(raw, TcpPipe)
             try:
                 return tls.start_tls(raw, options.adb_key, options.io_timeout_s)

@@ -23,7 +23,9 @@ def test_adb_connect_lists_the_phone_with_its_identity(adb: Adb, phone: Emulated
     assert "product:panther" in line and "model:Pixel_7" in line and "device:panther" in line
     # adb shows the features both sides know; adb 29 predates sendrecv_v2.
     features = adb.run("-s", phone.address, "features").stdout.decode().split()
-    both_know = {"shell_v2", "stat_v2", "ls_v2"} | ({"sendrecv_v2"} if adb.version == "adb36" else set())
+    both_know = {"shell_v2", "stat_v2", "ls_v2", "abb", "abb_exec"} | (
+        {"sendrecv_v2", "sendrecv_v2_dry_run_send", "sendrecv_v2_brotli", "sendrecv_v2_lz4", "sendrecv_v2_zstd"}
+        if adb.version == "adb36" else set())
     assert set(features) == both_know
     adb.disconnect(phone)
 

@@ -98,20 +98,28 @@ def test_stdin_and_its_close_reach_the_command(raw_host: RawHostFactory, phone: 
     assert out == {W.SHELL_STDOUT: b"100000\n", W.SHELL_STDERR: b"done\n", W.SHELL_EXIT: b"\0"}
 
 
-def test_closing_the_stream_kills_the_command(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+def test_closing_the_stream_hangs_up_the_shell_as_adbd_does(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:
+    """adbd sends the shell SIGHUP when the host closes (shell_service.cpp); the shell
+    dies of it, and what it would have run next never runs."""
+    d = AdbDeviceTcp("127.0.0.1", phone.port, default_transport_timeout_s=5)
+    d.connect()
     host = raw_host(phone)
     host.connect()
-    local, remote = host.open(b"shell,v2,raw:echo started; sleep 30; echo > /sdcard/still-running")
+    local, remote = host.open(b"shell,v2,raw:echo started $$; sleep 30; echo > /sdcard/still-running")
     started = host.recv()
     assert started.name == "WRTE" and b"started" in started.data
-    assert len(bwrap_children()) == 1
+    pid = split_packets(started.data)[W.SHELL_STDOUT].split()[1].decode()
+    assert "sh -c echo started" in d.shell(f"ps -o ARGS -p {pid}")  # seen from another shell
+    assert len(bwrap_children()) == 1  # the phone's namespaces, one for all its commands
     host.send(W.A_OKAY, local, remote)
     host.send(W.A_CLSE, local, remote)
     assert host.recv().name == "CLSE"
     deadline = time.monotonic() + 5
-    while bwrap_children() and time.monotonic() < deadline:
+    while d.shell(f"kill -0 {pid} 2>/dev/null && echo alive") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert bwrap_children() == []  # and with bwrap its PID namespace, sleep included
+    assert d.shell(f"kill -0 {pid} 2>/dev/null || echo gone") == "gone\n"
+    assert not (phone.root / "still-running").exists()
+    d.close()
 
 
 def test_a_phone_without_a_shell_says_so_like_adbd_and_still_syncs(adb: Adb, phone_dir: Path) -> None:

@@ -156,11 +156,17 @@ def test_recv_v2_without_compression_and_refusing_unknown_flags(raw_host: RawHos
     host, local, remote = open_sync(raw_host, phone)
     path = b"/sdcard/Download/with space.txt"
     request = sync_request(W.ID_RECV_V2, path) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 0)
-    request += sync_request(W.ID_RECV_V2, path) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 1)  # brotli
+    request += sync_request(W.ID_RECV_V2, path) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 8)  # no such flag
     host.send(W.A_WRTE, local, remote, request)
     assert host.recv().name == "OKAY"
     answers = parse_sync_replies(host.read_until_close(local, remote), [W.ID_RECV_V2, W.ID_RECV_V2])
-    assert answers == [b"a file name with a space\n", ("FAIL", "unknown flags: 1")]
+    assert answers == [b"a file name with a space\n", ("FAIL", "unknown flags: 8")]
+    # Compression is one codec or none (do_recv_v2): brotli and LZ4 at once is refused.
+    host, local, remote = open_sync(raw_host, phone)
+    host.send(W.A_WRTE, local, remote, sync_request(W.ID_RECV_V2, path) + W.SYNC_RECV_V2.pack(W.ID_RECV_V2, 1 | 2))
+    assert host.recv().name == "OKAY"
+    answers = parse_sync_replies(host.read_until_close(local, remote), [W.ID_RECV_V2])
+    assert answers == [("FAIL", "multiple compression flags received: 3")]
 
 
 def test_file_data_is_cut_in_64k_chunks_and_writes_fit_the_hosts_maxdata(raw_host: RawHostFactory, phone: EmulatedPhone) -> None:

@@ -33,7 +33,8 @@ def test_cnxn_negotiates_version_and_maxdata_and_announces_the_phone(raw_host: R
         "ro.product.name": "panther",
         "ro.product.model": "Pixel 7",
         "ro.product.device": "panther",
-        "features": "shell_v2,stat_v2,ls_v2,sendrecv_v2",
+        "features": "shell_v2,stat_v2,ls_v2,sendrecv_v2,sendrecv_v2_dry_run_send,abb,abb_exec,"
+        "sendrecv_v2_brotli,sendrecv_v2_lz4,sendrecv_v2_zstd",
     }
     big = raw_host(phone, maxdata=16 * 1024 * 1024)
     assert big.connect().arg1 == W.MAX_PAYLOAD
