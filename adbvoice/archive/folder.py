@@ -316,8 +316,10 @@ class Archive:
         for folder in (self.root, self.private):
             try:
                 st = folder.lstat() if folder is self.private else folder.stat()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
+            if folder is self.root and not stat.S_ISDIR(st.st_mode):
+                return notices  # no folder at all: the caller says what it is
             if folder is self.private:
                 self._check_state_entry(folder, st, stat.S_ISDIR)
             if _not_ours(st):
@@ -335,7 +337,7 @@ class Archive:
         for path, kind in ((self.tmp, stat.S_ISDIR), (self.lock_path, stat.S_ISREG), (self.catalog_path, stat.S_ISREG)):
             try:
                 self._check_state_entry(path, path.lstat(), kind)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 pass
         return notices
 
