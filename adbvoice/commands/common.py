@@ -18,6 +18,7 @@ import typer
 from adbvoice import errors
 from adbvoice.archive.layout import DEFAULT_LAYOUT, TOKENS
 from adbvoice.cancel import CancelToken
+from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable
 from adbvoice.phone.connect import ConnectOptions
 from adbvoice.unattended.settings import (
@@ -159,3 +160,16 @@ def signals_cancel(cancel: CancelToken) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def call_cancellable(
+    verbose: bool, printer: EventPrinter, work: Callable[[CancelToken], T], *, as_json: bool = False
+) -> T:
+    """`call` a flow that talks to the phone, with Ctrl-C and SIGTERM as its cancel token;
+    `printer` (its progress display) is closed however the flow ends."""
+    cancel = CancelToken()
+    try:
+        with signals_cancel(cancel):
+            return call(verbose, lambda: work(cancel), as_json=as_json)
+    finally:
+        printer.close()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from adbvoice import errors
-from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import (
     AdbKeyOpt,
     ArchiveArg,
@@ -23,8 +22,8 @@ from adbvoice.commands.common import (
     VerboseOpt,
     WifiOpt,
     call,
+    call_cancellable,
     phone_options,
-    signals_cancel,
 )
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import human_bytes, printable, text_path
@@ -88,14 +87,11 @@ def prune(
         dry_run=dry_run,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)
-    cancel = CancelToken()
     confirm = (lambda _report: True) if yes else _ask
-    try:
-        with signals_cancel(cancel):
-            report = call(verbose, lambda: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel),
-                          as_json=as_json)
-    finally:
-        printer.close()
+    report = call_cancellable(
+        verbose, printer, lambda cancel: run_prune(config, printer, lambda r: _confirmed(confirm, r, printer), cancel),
+        as_json=as_json,
+    )
     _print(report, printer, as_json=as_json, quiet=quiet, verbose=verbose)
     raise typer.Exit(report.exit_code)
 

@@ -10,7 +10,6 @@ from typing import Annotated, Optional
 import typer
 
 from adbvoice import errors
-from adbvoice.cancel import CancelToken
 from adbvoice.commands.common import (
     AdbKeyOpt,
     ArchiveArg,
@@ -24,9 +23,9 @@ from adbvoice.commands.common import (
     VerboseOpt,
     WifiOpt,
     call,
+    call_cancellable,
     fail,
     phone_options,
-    signals_cancel,
 )
 from adbvoice.commands.progress import EventPrinter
 from adbvoice.display import printable, text_path
@@ -79,12 +78,7 @@ def restore(
         dry_run=dry_run,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
-    cancel = CancelToken()
-    try:
-        with signals_cancel(cancel):
-            report = call(verbose, lambda: run_restore(config, printer, cancel), as_json=as_json)
-    finally:
-        printer.close()
+    report = call_cancellable(verbose, printer, lambda cancel: run_restore(config, printer, cancel), as_json=as_json)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -138,12 +132,7 @@ def send(
         share=share,
     )
     printer = EventPrinter(quiet=quiet or as_json, verbose=False)  # -v lists every file's fate at the end
-    cancel = CancelToken()
-    try:
-        with signals_cancel(cancel):
-            report = call(verbose, lambda: run_send(config, printer, cancel), as_json=as_json)
-    finally:
-        printer.close()
+    report = call_cancellable(verbose, printer, lambda cancel: run_send(config, printer, cancel), as_json=as_json)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
